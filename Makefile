@@ -1,0 +1,30 @@
+# Thin wrapper: the two set-up commands of the README, plus the checks they are built from.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PORT   ?= 8000
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: run test lint install
+
+# Create the virtualenv with the pinned uv, then install exactly what uv.lock says.
+$(VENV)/.synced: pyproject.toml uv.lock
+	@test -x $(VENV)/bin/uv || ($(PYTHON) -m venv $(VENV) && $(VENV)/bin/pip install -q uv==0.13.9)
+	$(VENV)/bin/uv sync --frozen --quiet
+	@touch $@
+
+install: $(VENV)/.synced
+
+run: $(VENV)/.synced
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py ensure_superuser
+	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+
+test: $(VENV)/.synced
+	$(PY) -m pytest
+
+lint: $(VENV)/.synced
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(PY) manage.py makemigrations --check --dry-run

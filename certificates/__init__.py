@@ -1,0 +1,1 @@
+"""Inventory and lifecycle of certificates; knows nothing of any particular CA."""

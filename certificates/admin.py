@@ -1,0 +1,76 @@
+"""Django admin for the inventory. Parsed columns are read-only: they come from the certificate itself."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from .models import Certificate, Event, Organization
+
+
+@admin.register(Organization)
+class OrganizationAdmin(admin.ModelAdmin):
+    list_display = ["cvr", "name", "renewal_enabled", "created_at"]
+    list_filter = ["renewal_enabled"]
+    search_fields = ["cvr", "name"]
+
+
+PARSED_FIELDS = [
+    "subject_cn",
+    "subject_dn",
+    "subject_organization",
+    "issuer_cn",
+    "issuer_dn",
+    "serial_number",
+    "fingerprint_sha256",
+    "not_before",
+    "not_after",
+    "key_algorithm",
+    "key_size",
+    "signature_algorithm",
+    "is_ca",
+    "subject_key_id",
+    "authority_key_id",
+    "subject_alt_names",
+    "policies",
+    "ocsp_urls",
+    "crl_urls",
+    "cvr",
+    "oces_uuid",
+    "environment",
+    "oces_type",
+    "pem",
+    "chain_pem",
+]
+
+
+@admin.register(Certificate)
+class CertificateAdmin(admin.ModelAdmin):
+    list_display = ["subject_cn", "cvr", "environment", "oces_type", "not_after", "state", "source"]
+    list_filter = ["state", "environment", "oces_type", "source", "auto_renew"]
+    search_fields = ["subject_cn", "cvr", "serial_number", "fingerprint_sha256"]
+    date_hierarchy = "not_after"
+    list_select_related = ["organization"]
+    readonly_fields = PARSED_FIELDS
+    raw_id_fields = ["renewed_from", "organization"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # certificates enter through import or issuance, where they are parsed
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "certificate", "kind", "actor_label", "message"]
+    list_filter = ["kind"]
+    search_fields = ["message", "certificate__subject_cn", "actor_label"]
+    list_select_related = ["certificate"]
+
+    # The history is append-only.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

@@ -1,0 +1,58 @@
+"""Forms of the certificate pages."""
+
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+
+from .choices import Environment, Status
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(
+        label="Certificate file",
+        help_text="PEM, DER or PKCS#12 (.pem, .crt, .cer, .der, .p12, .pfx), at most 1 MiB. "
+        "A PEM file may hold the chain and the private key too.",
+    )
+    password = forms.CharField(
+        label="Password",
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text="Only for a PKCS#12 file or an encrypted private key.",
+    )
+
+    def clean_file(self) -> forms.Field:
+        upload = self.cleaned_data["file"]
+        limit = settings.TRUSTVIEW_IMPORT_MAX_BYTES
+        if upload.size > limit:
+            raise forms.ValidationError(
+                f"The file is larger than {limit // 1024} KiB, too large for a certificate file. "
+                "Choose the certificate file itself."
+            )
+        return upload
+
+
+SORTS = {
+    "expiry": ("not_after", "id"),
+    "-expiry": ("-not_after", "-id"),
+    "name": ("subject_cn", "id"),
+}
+
+
+class CertificateFilterForm(forms.Form):
+    """The search and filters above the certificate list (all optional, read from the query string)."""
+
+    q = forms.CharField(label="Search", required=False, max_length=200)
+    status = forms.ChoiceField(label="Status", required=False, choices=[("", "Any status"), *Status.choices])
+    environment = forms.ChoiceField(
+        label="Environment", required=False, choices=[("", "Any environment"), *Environment.choices]
+    )
+    expires_within = forms.IntegerField(
+        label="Expires within (days)", required=False, min_value=0, max_value=36500
+    )
+    sort = forms.ChoiceField(
+        label="Sort",
+        required=False,
+        choices=[("expiry", "Expiry, soonest first"), ("-expiry", "Expiry, latest first"), ("name", "Name")],
+    )

@@ -1,0 +1,218 @@
+"""The certificate inventory: organisations, certificates and their append-only history."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Case, ExpressionWrapper, Q, Value, When
+from django.urls import reverse
+from django.utils import timezone
+
+from .choices import Environment as CertEnvironment
+from .choices import EventKind, LifecycleState, OcesType, Source, Status
+
+DEFAULT_RENEW_BEFORE = dt.timedelta(days=30)
+
+
+class Organization(models.Model):
+    """A Danish organisation, known by its CVR number, that holds certificates."""
+
+    cvr = models.CharField(
+        "CVR",
+        max_length=8,
+        unique=True,
+        validators=[RegexValidator(r"^\d{8}$", "A CVR number has 8 digits.")],
+    )
+    name = models.CharField(max_length=200, blank=True)
+    renewal_enabled = models.BooleanField(
+        "MitID renewal enabled",
+        default=False,
+        help_text="Digst enables renewal per organisation on request by e-mail to mitiderhverv@digst.dk.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "cvr"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (CVR {self.cvr})" if self.name else f"CVR {self.cvr}"
+
+
+class CertificateQuerySet(models.QuerySet["Certificate"]):
+    """Derived states (expired, expiring) are computed by the database from not_after, never stored."""
+
+    def expired(self, now: dt.datetime | None = None) -> CertificateQuerySet:
+        return self.filter(not_after__lte=now or timezone.now())
+
+    def unexpired(self, now: dt.datetime | None = None) -> CertificateQuerySet:
+        return self.filter(not_after__gt=now or timezone.now())
+
+    def expiring_within(self, days: int, now: dt.datetime | None = None) -> CertificateQuerySet:
+        """Unexpired certificates whose not_after falls within `days` from now."""
+        now = now or timezone.now()
+        return self.filter(not_after__gt=now, not_after__lte=now + dt.timedelta(days=days))
+
+    def with_status(self, now: dt.datetime | None = None) -> CertificateQuerySet:
+        """Annotate `status` (a Status value): blocked, else expired, else superseded, else not yet
+        valid, else expiring, else valid (the conditions exclude each other: see _status_condition)."""
+        now = now or timezone.now()
+        return self.annotate(
+            status=Case(
+                *[When(_status_condition(status, now), then=Value(status.value)) for status in Status],
+                output_field=models.CharField(),
+            )
+        )
+
+    def of_status(self, status: Status | str, now: dt.datetime | None = None) -> CertificateQuerySet:
+        """Certificates whose `with_status` would be `status`, as plain column conditions (index-friendly)."""
+        return self.filter(_status_condition(Status(status), now or timezone.now()))
+
+    def for_listing(self) -> CertificateQuerySet:
+        """Leave the large columns (PEM, chain, key) in the database; say only whether a key is held."""
+        return self.defer("pem", "chain_pem", "private_key_encrypted", "subject_dn", "issuer_dn").annotate(
+            holds_key=ExpressionWrapper(~Q(private_key_encrypted=""), output_field=models.BooleanField())
+        )
+
+    def search(self, text: str) -> CertificateQuerySet:
+        """Match a common name (part of it), a CVR, or the start of a serial number or fingerprint."""
+        text = text.strip()
+        if not text:
+            return self
+        condition = Q(subject_cn__icontains=text)
+        if text.isdigit() and len(text) == 8:
+            condition |= Q(cvr=text)
+        compact = "".join(text.split()).replace(":", "").upper()
+        if compact and all(ch in "0123456789ABCDEF" for ch in compact):
+            condition |= Q(serial_number__startswith=compact) | Q(fingerprint_sha256__startswith=compact)
+        return self.filter(condition)
+
+
+def _status_condition(status: Status, now: dt.datetime) -> Q:
+    """The columns that make a certificate have `status` at `now` (each excludes the ones before it)."""
+    soon = now + dt.timedelta(days=settings.TRUSTVIEW_EXPIRING_DAYS)
+    live = ~Q(state=LifecycleState.BLOCKED) & Q(not_after__gt=now)
+    return {
+        Status.BLOCKED: Q(state=LifecycleState.BLOCKED),
+        Status.EXPIRED: ~Q(state=LifecycleState.BLOCKED) & Q(not_after__lte=now),
+        Status.SUPERSEDED: live & Q(state=LifecycleState.SUPERSEDED),
+        Status.NOT_YET_VALID: live & Q(state=LifecycleState.ACTIVE, not_before__gt=now),
+        Status.EXPIRING: live & Q(state=LifecycleState.ACTIVE, not_before__lte=now, not_after__lte=soon),
+        Status.VALID: live & Q(state=LifecycleState.ACTIVE, not_before__lte=now, not_after__gt=soon),
+    }[status]
+
+
+class Certificate(models.Model):
+    """One X.509 certificate in the inventory, parsed once into the columns that queries need.
+
+    The private key, when the portal holds one, is stored encrypted (certificates.vault). A certificate
+    without a key is monitor-only. Renewals form a chain through `renewed_from` (reverse: `replaced_by`).
+    """
+
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.PROTECT, related_name="certificates"
+    )
+    subject_cn = models.CharField("common name", max_length=255, db_index=True)
+    subject_dn = models.TextField("subject")
+    subject_organization = models.CharField("organisation name", max_length=255, blank=True)
+    issuer_cn = models.CharField("issuer common name", max_length=255)
+    issuer_dn = models.TextField("issuer")
+    serial_number = models.CharField(max_length=64, db_index=True)
+    fingerprint_sha256 = models.CharField("SHA-256 fingerprint", max_length=64, unique=True)
+    not_before = models.DateTimeField("valid from")
+    not_after = models.DateTimeField("valid to", db_index=True)
+    key_algorithm = models.CharField(max_length=32)
+    key_size = models.PositiveIntegerField(null=True, blank=True)
+    signature_algorithm = models.CharField(max_length=64)
+    is_ca = models.BooleanField("CA certificate", default=False)
+    subject_key_id = models.CharField(max_length=128, blank=True, db_index=True)
+    authority_key_id = models.CharField(max_length=128, blank=True)
+    subject_alt_names = models.JSONField("subject alternative names", default=list, blank=True)
+    policies = models.JSONField("certificate policies", default=list, blank=True)
+    ocsp_urls = models.JSONField("OCSP addresses", default=list, blank=True)
+    crl_urls = models.JSONField("CRL addresses", default=list, blank=True)
+
+    cvr = models.CharField("CVR", max_length=8, blank=True, db_index=True)
+    oces_uuid = models.UUIDField("certificate UUID", null=True, blank=True, db_index=True)
+    environment = models.CharField(max_length=16, choices=CertEnvironment.choices, blank=True, db_index=True)
+    oces_type = models.CharField("OCES type", max_length=16, choices=OcesType.choices, blank=True)
+
+    pem = models.TextField("certificate (PEM)")
+    chain_pem = models.TextField("chain (PEM)", blank=True)
+    private_key_encrypted = models.TextField(blank=True, editable=False)
+
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.IMPORT)
+    state = models.CharField(
+        max_length=16, choices=LifecycleState.choices, default=LifecycleState.ACTIVE, db_index=True
+    )
+    auto_renew = models.BooleanField(default=True)
+    renew_before = models.DurationField(default=DEFAULT_RENEW_BEFORE)
+    renewed_from = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replaced_by"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = CertificateQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["not_after", "id"]
+        indexes = [models.Index(fields=["state", "not_after"], name="cert_state_expiry_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.subject_cn} ({self.serial_number})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("certificates:detail", args=[self.pk])
+
+    @property
+    def has_private_key(self) -> bool:
+        """Whether the portal holds this certificate's private key (otherwise it is monitor-only)."""
+        return bool(self.private_key_encrypted)
+
+    def days_left(self, now: dt.datetime | None = None) -> int:
+        """Whole days until not_after (negative once expired)."""
+        return (self.not_after - (now or timezone.now())).days
+
+    @property
+    def serial_number_display(self) -> str:
+        return _colon_pairs(self.serial_number)
+
+    @property
+    def fingerprint_display(self) -> str:
+        return _colon_pairs(self.fingerprint_sha256)
+
+
+def _colon_pairs(hex_text: str) -> str:
+    return ":".join(hex_text[i : i + 2] for i in range(0, len(hex_text), 2))
+
+
+class Event(models.Model):
+    """One entry of a certificate's history. Append-only: rows are written once and never changed."""
+
+    certificate = models.ForeignKey(Certificate, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=32, choices=EventKind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(
+        max_length=150, help_text="Who acted, kept even if the user is later deleted ('scheduler' for jobs)."
+    )
+    message = models.TextField()
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["certificate", "-created_at"], name="event_cert_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.message}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise ValueError("Events are append-only and cannot be changed.")
+        super().save(*args, **kwargs)

@@ -1,0 +1,268 @@
+"""Work on the inventory that spans objects: importing certificate files, the history, renewal links.
+
+Called alike from views, management commands, tasks and tests.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509 as cx509
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser, User
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.formats import date_format
+
+from . import vault
+from .choices import EventKind, LifecycleState, Source
+from .models import Certificate, Event, Organization
+from .x509 import (
+    CertificateFacts,
+    CertificateFileError,
+    PrivateKey,
+    chain_for,
+    describe,
+    key_owner,
+    leaves,
+    load_pem_list,
+    read_bundle,
+    to_pem,
+)
+
+Actor = User | AnonymousUser | str | None
+SCHEDULER = "scheduler"
+
+
+def record_event(
+    certificate: Certificate, kind: EventKind, actor: Actor, message: str, **detail: Any
+) -> Event:
+    """Append one entry to a certificate's history. `actor` is a user, or a label such as "scheduler"."""
+    user = actor if isinstance(actor, User) else None
+    label = actor if isinstance(actor, str) else (user.get_username() if user is not None else "system")
+    return Event.objects.create(
+        certificate=certificate, kind=kind, actor=user, actor_label=label, message=message, detail=detail
+    )
+
+
+@dataclass
+class ImportOutcome:
+    """What importing did with one certificate of a file."""
+
+    certificate: Certificate
+    created: bool
+    key_added: bool = False
+    renewal_of: Certificate | None = None
+
+    @property
+    def message(self) -> str:
+        name = f"“{self.certificate.subject_cn}”"
+        if not self.created:
+            text = f"Already present: {name} (serial {self.certificate.serial_number_display})."
+            return text + (" Its private key has been added." if self.key_added else "")
+        text = f"Imported {name}, valid to {_date(self.certificate)}."
+        if self.renewal_of is not None:
+            text += (
+                f" It is the renewal of the certificate valid to {_date(self.renewal_of)},"
+                " which is now superseded."
+            )
+        if self.certificate.has_private_key:
+            text += " Its private key is stored encrypted."
+        return text
+
+
+def _date(certificate: Certificate) -> str:
+    return date_format(timezone.localtime(certificate.not_after), "Y-m-d")
+
+
+def import_certificate_file(
+    data: bytes, *, password: str | None = None, actor: Actor = None, filename: str = ""
+) -> list[ImportOutcome]:
+    """Import every certificate a file is about (its leaves), with its chain and matching private key.
+
+    All or nothing: raises CertificateFileError with a sentence for the user, and then stores nothing.
+    The same certificate twice is one certificate; one with the OCES UUID of a stored certificate is
+    linked into that certificate's renewal chain.
+    """
+    limit = settings.TRUSTVIEW_IMPORT_MAX_BYTES
+    if len(data) > limit:
+        raise CertificateFileError(
+            f"The file is larger than {limit // 1024} KiB, too large for a certificate file. "
+            "Choose the certificate file itself."
+        )
+    bundle = read_bundle(data, password)
+    owner = key_owner(bundle)
+    with transaction.atomic():
+        return [
+            _store(
+                leaf,
+                chain=chain_for(leaf, bundle),
+                key=bundle.private_key if leaf is owner else None,
+                actor=actor,
+                filename=filename,
+            )
+            for leaf in leaves(bundle)
+        ]
+
+
+def _store(
+    leaf: cx509.Certificate,
+    *,
+    chain: list[cx509.Certificate],
+    key: PrivateKey | None,
+    actor: Actor,
+    filename: str,
+) -> ImportOutcome:
+    facts = describe(leaf)
+    existing = Certificate.objects.filter(fingerprint_sha256=facts.fingerprint_sha256).first()
+    if existing is not None:
+        return _complete_existing(existing, chain=chain, key=key, actor=actor)
+    try:
+        with transaction.atomic():
+            certificate = add_certificate(facts, chain_pem=to_pem(chain), key=key, source=Source.IMPORT)
+    except IntegrityError:
+        # Imported by someone else between our look-up and our insert: then it is simply present.
+        existing = Certificate.objects.get(fingerprint_sha256=facts.fingerprint_sha256)
+        return _complete_existing(existing, chain=chain, key=key, actor=actor)
+    origin = f" from “{filename}”" if filename else ""
+    record_event(
+        certificate, EventKind.IMPORTED, actor, f"Imported{origin}.", with_private_key=key is not None
+    )
+    renewal_of = link_renewal_chain(certificate, actor)
+    return ImportOutcome(certificate, created=True, renewal_of=renewal_of)
+
+
+def add_certificate(
+    facts: CertificateFacts, *, chain_pem: str, key: PrivateKey | None, source: Source, **extra: Any
+) -> Certificate:
+    """Create the inventory row for a parsed certificate (and its organisation, found by CVR)."""
+    organization = None
+    if facts.cvr:
+        organization, _ = Organization.objects.get_or_create(
+            cvr=facts.cvr, defaults={"name": facts.subject_organization}
+        )
+    columns = {name: getattr(facts, name) for name in _FACT_COLUMNS}
+    return Certificate.objects.create(
+        **columns,
+        organization=organization,
+        chain_pem=chain_pem,
+        private_key_encrypted=vault.seal(key) if key is not None else "",
+        source=source,
+        **extra,
+    )
+
+
+_FACT_COLUMNS = [
+    field.name
+    for field in Certificate._meta.get_fields()
+    if field.name in CertificateFacts.__dataclass_fields__
+]
+
+
+def _complete_existing(
+    certificate: Certificate, *, chain: list[cx509.Certificate], key: PrivateKey | None, actor: Actor
+) -> ImportOutcome:
+    """A certificate already in the inventory: keep it, but add a key or chain it did not have yet."""
+    key_added = False
+    if key is not None and not certificate.has_private_key:
+        certificate.private_key_encrypted = vault.seal(key)
+        certificate.save(update_fields=["private_key_encrypted", "updated_at"])
+        record_event(certificate, EventKind.KEY_ADDED, actor, "Private key added by a new import.")
+        key_added = True
+    if chain and not certificate.chain_pem:
+        certificate.chain_pem = to_pem(chain)
+        certificate.save(update_fields=["chain_pem", "updated_at"])
+    return ImportOutcome(certificate, created=False, key_added=key_added)
+
+
+def link_renewal_chain(certificate: Certificate, actor: Actor) -> Certificate | None:
+    """Order every certificate with this one's OCES UUID by validity and link each to the one before.
+
+    All but the newest become superseded (blocked ones stay blocked); the newest is active. Works in
+    whatever order the certificates arrived. Returns the certificate this one renews, if any.
+    """
+    if certificate.oces_uuid is None:
+        return None
+    members = list(
+        Certificate.objects.select_for_update()
+        .filter(oces_uuid=certificate.oces_uuid, environment=certificate.environment)
+        .order_by("not_before", "not_after", "id")
+    )
+    predecessor = {m.pk: prev for prev, m in zip([None, *members[:-1]], members, strict=True)}
+    relinked = [m for m in members if m.renewed_from_id != _pk(predecessor[m.pk])]
+    # Clear first: renewed_from is one-to-one, and a re-ordered chain would collide half-way.
+    Certificate.objects.filter(pk__in=[m.pk for m in relinked]).update(renewed_from=None)
+    for member in relinked:
+        member.renewed_from = predecessor[member.pk]
+        member.save(update_fields=["renewed_from", "updated_at"])
+    newest = members[-1]
+    for member in members:
+        successor = next((m for m in members if predecessor[m.pk] == member), None)
+        if member is not newest and member.state == LifecycleState.ACTIVE and successor is not None:
+            member.state = LifecycleState.SUPERSEDED
+            member.save(update_fields=["state", "updated_at"])
+            record_event(
+                member,
+                EventKind.RENEWED,
+                actor,
+                f"Superseded by its renewal, serial {successor.serial_number_display},"
+                f" valid to {_date(successor)}.",
+                replaced_by=successor.pk,
+            )
+        elif member is newest and member.state == LifecycleState.SUPERSEDED:
+            member.state = LifecycleState.ACTIVE
+            member.save(update_fields=["state", "updated_at"])
+    return predecessor[certificate.pk]
+
+
+def _pk(certificate: Certificate | None) -> int | None:
+    return certificate.pk if certificate is not None else None
+
+
+@dataclass
+class ChainLink:
+    """One issuer above a certificate; `pk` is set when that issuer is in the inventory too."""
+
+    subject_cn: str
+    subject_dn: str
+    not_after: dt.datetime
+    pk: int | None = None
+
+
+MAX_CHAIN_DEPTH = 5
+
+
+def issuer_chain(certificate: Certificate) -> list[ChainLink]:
+    """The issuers of one certificate, nearest first, for its page.
+
+    From the chain stored with it when there is one (linked to inventory entries by fingerprint);
+    otherwise by walking up the inventory by key identifier (a CA imported on its own is found).
+    """
+    stored = [describe(c) for c in load_pem_list(certificate.chain_pem)]
+    if stored:
+        known = dict(
+            Certificate.objects.filter(
+                fingerprint_sha256__in=[f.fingerprint_sha256 for f in stored]
+            ).values_list("fingerprint_sha256", "pk")
+        )
+        return [
+            ChainLink(f.subject_cn, f.subject_dn, f.not_after, known.get(f.fingerprint_sha256))
+            for f in stored
+        ]
+    links: list[ChainLink] = []
+    current = certificate
+    while (
+        len(links) < MAX_CHAIN_DEPTH and current.authority_key_id and current.issuer_dn != current.subject_dn
+    ):
+        parent = (
+            Certificate.objects.filter(subject_key_id=current.authority_key_id, subject_dn=current.issuer_dn)
+            .exclude(pk=current.pk)
+            .first()
+        )
+        if parent is None:
+            break
+        links.append(ChainLink(parent.subject_cn, parent.subject_dn, parent.not_after, parent.pk))
+        current = parent
+    return links

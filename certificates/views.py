@@ -1,0 +1,85 @@
+"""Certificate pages: list, detail and import. Views validate, call one service, and render or redirect."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+
+from .choices import STATUS_COLOURS
+from .forms import SORTS, CertificateFilterForm, ImportForm
+from .models import Certificate
+from .services import import_certificate_file, issuer_chain
+from .x509 import CertificateFileError
+
+
+@login_required
+def certificate_list(request: HttpRequest) -> HttpResponse:
+    form = CertificateFilterForm(request.GET or None)
+    certificates = Certificate.objects.with_status().for_listing()
+    sort = "expiry"
+    if form.is_valid():
+        data = form.cleaned_data
+        certificates = certificates.search(data["q"])
+        if data["status"]:
+            certificates = certificates.of_status(data["status"])
+        if data["environment"]:
+            certificates = certificates.filter(environment=data["environment"])
+        if data["expires_within"] is not None:
+            certificates = certificates.expiring_within(data["expires_within"])
+        sort = data["sort"] or sort
+    page = Paginator(certificates.order_by(*SORTS[sort]), settings.TRUSTVIEW_PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "certificates/list.html",
+        {"form": form, "page": page, "query": query.urlencode(), "status_colours": STATUS_COLOURS},
+    )
+
+
+@login_required
+def certificate_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    certificate = get_object_or_404(
+        Certificate.objects.with_status().select_related("organization", "renewed_from"), pk=pk
+    )
+    replaced_by = Certificate.objects.filter(renewed_from=certificate).first()
+    return render(
+        request,
+        "certificates/detail.html",
+        {
+            "certificate": certificate,
+            "replaced_by": replaced_by,
+            "chain": issuer_chain(certificate),
+            "events": certificate.events.all()[:200],
+            "status_colours": STATUS_COLOURS,
+        },
+    )
+
+
+@login_required
+def certificate_import(request: HttpRequest) -> HttpResponse:
+    form = ImportForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        try:
+            outcomes = import_certificate_file(
+                upload.read(),
+                password=form.cleaned_data["password"] or None,
+                actor=request.user,
+                filename=upload.name,
+            )
+        except CertificateFileError as error:
+            form.add_error(error.field, str(error))
+        else:
+            for outcome in outcomes:
+                (messages.success if outcome.created else messages.info)(request, outcome.message)
+            if len(outcomes) == 1:
+                return redirect(outcomes[0].certificate)
+            return redirect("certificates:list")
+    return render(request, "certificates/import.html", {"form": form}, status=400 if form.errors else 200)

@@ -1,0 +1,490 @@
+"""Reading certificate files and the OCES3 fields inside certificates.
+
+A file is read once, when it enters the system: `read_bundle` turns PEM (one or several blocks, any
+order), DER or PKCS#12 bytes into certificates and an optional private key, and `describe` turns one
+certificate into the flat facts the inventory stores as indexed columns. Every failure is a
+`CertificateFileError` whose message is a sentence for the person who chose the file; none of them
+repeats a password or key material.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID, NameOID, SignatureAlgorithmOID
+
+PrivateKey = (
+    rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey
+)
+
+# OCES (Danish public certificates): policy arcs under 1.2.208.169.1.1.1, matched by prefix because the
+# last arcs carry the policy version (1.2.208.169.1.1.1.3.7, ...3.7.1).
+OCES_POLICY_ARC = "1.2.208.169.1.1.1."
+OCES_TYPE_BY_ARC = {
+    "1": "person",
+    "2": "employee",
+    "3": "organisation",
+    "4": "system",  # OCES2 FOCES; in OCES3 system certificates are organisation certificates
+}
+OCES_TEST_ISSUER_OU = "Test - cti"
+_OCES3_UUID = re.compile(r"^UI:DK-[A-Z]+:G:([0-9a-fA-F-]{36})$")
+_OCES3_CVR = re.compile(r"^NTRDK-(\d{8})$")
+_OCES2_CVR = re.compile(r"CVR:(\d{8})(?:\D|$)")
+
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.DOTALL)
+_PEM_KEY_LABELS = {b"PRIVATE KEY", b"RSA PRIVATE KEY", b"EC PRIVATE KEY", b"ENCRYPTED PRIVATE KEY"}
+_PEM_CERT_LABELS = {b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE"}
+_PKCS7_DATA_OID_DER = bytes.fromhex("06092a864886f70d010701")  # OID 1.2.840.113549.1.7.1 (pkcs7-data)
+
+
+class CertificateFileError(ValueError):
+    """A file that cannot be imported; the message is the sentence shown to the user.
+
+    `field` says which input the sentence is about ("file" or "password"), so a form can put it there.
+    """
+
+    def __init__(self, message: str, field: str = "file") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass
+class Bundle:
+    """What a file held: its certificates (deduplicated, in file order) and at most one private key."""
+
+    certificates: list[x509.Certificate]
+    private_key: PrivateKey | None = None
+
+
+@dataclass
+class CertificateFacts:
+    """Everything the inventory stores about one certificate, parsed once."""
+
+    subject_cn: str
+    subject_dn: str
+    subject_organization: str
+    issuer_cn: str
+    issuer_dn: str
+    serial_number: str
+    fingerprint_sha256: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+    key_algorithm: str
+    key_size: int | None
+    signature_algorithm: str
+    is_ca: bool
+    subject_key_id: str
+    authority_key_id: str
+    subject_alt_names: list[str] = field(default_factory=list)
+    policies: list[str] = field(default_factory=list)
+    ocsp_urls: list[str] = field(default_factory=list)
+    crl_urls: list[str] = field(default_factory=list)
+    cvr: str = ""
+    oces_uuid: uuid.UUID | None = None
+    oces_type: str = ""
+    environment: str = ""
+    pem: str = ""
+
+
+# --- reading files -------------------------------------------------------------------------------------
+
+
+def read_bundle(data: bytes, password: str | None = None) -> Bundle:
+    """Read certificates and an optional private key from PEM, DER or PKCS#12 bytes.
+
+    Raises CertificateFileError with a sentence for the user when the file is not a certificate, is
+    damaged, needs a (different) password, or holds a key that belongs to none of its certificates.
+    """
+    if not data.strip():
+        raise CertificateFileError("The file is empty.")
+    bundle = _read_pem(data, password) if b"-----BEGIN " in data else _read_binary(data, password)
+    if not bundle.certificates:
+        if bundle.private_key is not None:
+            raise CertificateFileError(
+                "The file holds a private key but no certificate. Import the certificate with it."
+            )
+        raise CertificateFileError(_NOT_A_CERTIFICATE)
+    bundle.certificates = _unique(bundle.certificates)
+    if bundle.private_key is not None and key_owner(bundle) is None:
+        raise CertificateFileError("The private key in the file does not belong to the certificate.")
+    return bundle
+
+
+_NOT_A_CERTIFICATE = (
+    "The file is not a certificate. Choose a PEM, DER or PKCS#12 file (.pem, .crt, .cer, .der, .p12, .pfx)."
+)
+_DAMAGED = "The file is damaged: it looks like a certificate file but cannot be read. Export it again."
+
+
+def _read_pem(data: bytes, password: str | None) -> Bundle:
+    bundle = Bundle(certificates=[])
+    for block in _PEM_BLOCK.finditer(data):
+        label, text = block.group(1), block.group(0)
+        if label in _PEM_CERT_LABELS:
+            try:
+                bundle.certificates.append(x509.load_pem_x509_certificate(_normalise_pem_label(text)))
+            except ValueError as exc:
+                raise CertificateFileError(_DAMAGED) from exc
+        elif label == b"PKCS7":
+            try:
+                bundle.certificates.extend(pkcs7.load_pem_pkcs7_certificates(text))
+            except ValueError as exc:
+                raise CertificateFileError(_DAMAGED) from exc
+        elif label in _PEM_KEY_LABELS:
+            if bundle.private_key is not None:
+                raise CertificateFileError(
+                    "The file holds more than one private key. Import one key at a time."
+                )
+            bundle.private_key = _read_pem_key(text, password)
+    if not bundle.certificates and bundle.private_key is None and b"-----BEGIN CERTIFICATE" in data:
+        raise CertificateFileError(_DAMAGED)  # a BEGIN without its END: cut short
+    return bundle
+
+
+def _normalise_pem_label(text: bytes) -> bytes:
+    """OpenSSL's older labels (X509 / TRUSTED CERTIFICATE) carry the same DER as CERTIFICATE."""
+    return re.sub(rb"-----(BEGIN|END) (X509 |TRUSTED )?CERTIFICATE-----", rb"-----\1 CERTIFICATE-----", text)
+
+
+def _read_pem_key(text: bytes, password: str | None) -> PrivateKey:
+    # PKCS#8 says "ENCRYPTED PRIVATE KEY"; the legacy OpenSSL format says "Proc-Type: 4,ENCRYPTED".
+    encrypted = b"ENCRYPTED" in text
+    if encrypted and not password:
+        raise CertificateFileError(
+            "The private key in the file is protected by a password. Enter the password and try again.",
+            field="password",
+        )
+    try:
+        key = serialization.load_pem_private_key(
+            text, password=password.encode() if encrypted and password else None
+        )
+    except (ValueError, TypeError) as exc:
+        if encrypted:
+            raise CertificateFileError(
+                "The password does not open the private key in the file.", field="password"
+            ) from exc
+        raise CertificateFileError(
+            "The private key in the file is damaged or of a kind that is not supported."
+        ) from exc
+    return _supported_key(key)
+
+
+def _supported_key(key: object) -> PrivateKey:
+    if isinstance(
+        key,
+        rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey,
+    ):
+        return key
+    raise CertificateFileError(
+        "The private key in the file is of a kind that is not supported (use RSA or EC)."
+    )
+
+
+def _read_binary(data: bytes, password: str | None) -> Bundle:
+    declared = _der_length(data)
+    if declared is None:
+        raise CertificateFileError(_NOT_A_CERTIFICATE)
+    if declared > len(data):
+        raise CertificateFileError(_DAMAGED)
+    try:
+        return Bundle(certificates=[x509.load_der_x509_certificate(data[:declared])])
+    except ValueError:
+        pass
+    if _looks_like_pkcs12(data):
+        return _read_pkcs12(data, password)
+    try:
+        return Bundle(certificates=pkcs7.load_der_pkcs7_certificates(data))
+    except ValueError:
+        pass
+    raise CertificateFileError(_NOT_A_CERTIFICATE)
+
+
+def _read_pkcs12(data: bytes, password: str | None) -> Bundle:
+    attempts = [password.encode()] if password else [None, b""]
+    for secret in attempts:
+        try:
+            p12 = pkcs12.load_pkcs12(data, secret)
+        except ValueError:
+            continue
+        certificates = [c.certificate for c in ([p12.cert] if p12.cert else []) + list(p12.additional_certs)]
+        key = _supported_key(p12.key) if p12.key is not None else None
+        return Bundle(certificates=certificates, private_key=key)
+    if password:
+        raise CertificateFileError(
+            "The password does not open this PKCS#12 file. Check the password and try again.",
+            field="password",
+        )
+    raise CertificateFileError(
+        "This PKCS#12 file is protected by a password. Enter the password and try again.", field="password"
+    )
+
+
+def _der_length(data: bytes) -> int | None:
+    """Total length a DER SEQUENCE at the start of `data` declares, or None when it is not one."""
+    if len(data) < 2 or data[0] != 0x30:
+        return None
+    first = data[1]
+    if first < 0x80:
+        return 2 + first
+    count = first & 0x7F
+    if count == 0 or count > 4 or len(data) < 2 + count:
+        return None
+    return 2 + count + int.from_bytes(data[2 : 2 + count], "big")
+
+
+def _looks_like_pkcs12(data: bytes) -> bool:
+    """PFX ::= SEQUENCE { version INTEGER 3, authSafe ContentInfo(pkcs7-data), ... } (RFC 7292)."""
+    head = data[:32]
+    return b"\x02\x01\x03" in head[:8] and _PKCS7_DATA_OID_DER in head
+
+
+def _unique(certificates: list[x509.Certificate]) -> list[x509.Certificate]:
+    seen: set[bytes] = set()
+    result = []
+    for certificate in certificates:
+        fingerprint = certificate.fingerprint(hashes.SHA256())
+        if fingerprint not in seen:
+            seen.add(fingerprint)
+            result.append(certificate)
+    return result
+
+
+# --- leaves, chains and keys ---------------------------------------------------------------------------
+
+
+def key_matches(certificate: x509.Certificate, key: PrivateKey) -> bool:
+    """Whether `key` is the private half of the certificate's public key."""
+    spki = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    return bool(certificate.public_key().public_bytes(*spki) == key.public_key().public_bytes(*spki))
+
+
+def key_owner(bundle: Bundle) -> x509.Certificate | None:
+    """The certificate in the bundle that the bundle's private key belongs to."""
+    if bundle.private_key is None:
+        return None
+    return next((c for c in bundle.certificates if key_matches(c, bundle.private_key)), None)
+
+
+def leaves(bundle: Bundle) -> list[x509.Certificate]:
+    """Certificates that issued no other certificate in the bundle: the ones the file is about.
+
+    A file with only a CA certificate is about that CA certificate.
+    """
+    issuers = {c.issuer for c in bundle.certificates if c.issuer != c.subject}
+    found = [c for c in bundle.certificates if c.subject not in issuers]
+    owner = key_owner(bundle)
+    if owner is not None and owner not in found:
+        found.insert(0, owner)
+    return found or bundle.certificates[:1]
+
+
+def chain_for(certificate: x509.Certificate, bundle: Bundle) -> list[x509.Certificate]:
+    """The issuers of `certificate` found in the bundle, nearest first, up to the root."""
+    by_subject = {c.subject: c for c in bundle.certificates}
+    chain: list[x509.Certificate] = []
+    current = certificate
+    while current.issuer != current.subject and current.issuer in by_subject:
+        current = by_subject[current.issuer]
+        if current in chain or current is certificate:
+            break
+        chain.append(current)
+    return chain
+
+
+def to_pem(certificates: list[x509.Certificate]) -> str:
+    return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certificates)
+
+
+def load_pem_list(text: str) -> list[x509.Certificate]:
+    """Certificates from PEM text that this project wrote itself (stored chains)."""
+    return x509.load_pem_x509_certificates(text.encode()) if text.strip() else []
+
+
+# --- facts about one certificate -----------------------------------------------------------------------
+
+
+def describe(certificate: x509.Certificate) -> CertificateFacts:
+    """Parse one certificate into the columns the inventory stores, OCES3 fields included."""
+    policies = _extension_value(certificate, ExtensionOID.CERTIFICATE_POLICIES, [])
+    policy_oids = [p.policy_identifier.dotted_string for p in policies]
+    aia = _extension_value(certificate, ExtensionOID.AUTHORITY_INFORMATION_ACCESS, [])
+    key_size, key_algorithm = _key_description(certificate)
+    facts = CertificateFacts(
+        subject_cn=_first(certificate.subject, NameOID.COMMON_NAME)
+        or distinguished_name(certificate.subject),
+        subject_dn=distinguished_name(certificate.subject),
+        subject_organization=_first(certificate.subject, NameOID.ORGANIZATION_NAME),
+        issuer_cn=_first(certificate.issuer, NameOID.COMMON_NAME) or distinguished_name(certificate.issuer),
+        issuer_dn=distinguished_name(certificate.issuer),
+        serial_number=serial_hex(certificate.serial_number),
+        fingerprint_sha256=certificate.fingerprint(hashes.SHA256()).hex().upper(),
+        not_before=certificate.not_valid_before_utc,
+        not_after=certificate.not_valid_after_utc,
+        key_algorithm=key_algorithm,
+        key_size=key_size,
+        signature_algorithm=_signature_description(certificate),
+        is_ca=bool(_extension_value(certificate, ExtensionOID.BASIC_CONSTRAINTS, None, attr="ca")),
+        subject_key_id=_key_id(certificate, ExtensionOID.SUBJECT_KEY_IDENTIFIER, "digest"),
+        authority_key_id=_key_id(certificate, ExtensionOID.AUTHORITY_KEY_IDENTIFIER, "key_identifier"),
+        subject_alt_names=_subject_alt_names(certificate),
+        policies=policy_oids,
+        ocsp_urls=[
+            d.access_location.value for d in aia if d.access_method == AuthorityInformationAccessOID.OCSP
+        ],
+        crl_urls=_crl_urls(certificate),
+        pem=certificate.public_bytes(serialization.Encoding.PEM).decode(),
+    )
+    facts.cvr = oces_cvr(certificate.subject)
+    facts.oces_uuid = oces_uuid(certificate.subject)
+    facts.oces_type = oces_type(policy_oids)
+    if facts.oces_type or "OCES" in facts.issuer_dn or "OCES" in facts.subject_dn:
+        facts.environment = "test" if _is_test_issuer(certificate.issuer) else "production"
+    return facts
+
+
+def serial_hex(serial: int) -> str:
+    """Upper-case hex without separators, padded to whole bytes (as OpenSSL prints it, less the colons)."""
+    text = format(serial, "X")
+    return text.zfill(len(text) + len(text) % 2)
+
+
+_ATTRIBUTE_NAMES = {
+    NameOID.ORGANIZATION_IDENTIFIER: "organizationIdentifier",
+    NameOID.SERIAL_NUMBER: "serialNumber",
+    NameOID.EMAIL_ADDRESS: "emailAddress",
+    NameOID.GIVEN_NAME: "GN",
+    NameOID.SURNAME: "SN",
+}
+
+
+def distinguished_name(name: x509.Name) -> str:
+    """The name in the certificate's own order, as `openssl x509 -subject` shows it: CN=..., O=..., C=DK."""
+    return ", ".join(rdn.rfc4514_string(_ATTRIBUTE_NAMES) for rdn in name.rdns)
+
+
+def oces_cvr(subject: x509.Name) -> str:
+    """The CVR number: OCES3 organizationIdentifier NTRDK-<cvr>; OCES2 serialNumber or O with CVR:<cvr>."""
+    for value in _all(subject, NameOID.ORGANIZATION_IDENTIFIER):
+        if match := _OCES3_CVR.match(value.strip()):
+            return match.group(1)
+    for value in _all(subject, NameOID.SERIAL_NUMBER) + _all(subject, NameOID.ORGANIZATION_NAME):
+        if match := _OCES2_CVR.search(value):
+            return match.group(1)
+    return ""
+
+
+def oces_uuid(subject: x509.Name) -> uuid.UUID | None:
+    """The OCES3 certificate UUID from serialNumber UI:DK-<kind>:G:<uuid>; it survives renewals."""
+    for value in _all(subject, NameOID.SERIAL_NUMBER):
+        if match := _OCES3_UUID.match(value.strip()):
+            try:
+                return uuid.UUID(match.group(1))
+            except ValueError:
+                return None
+    return None
+
+
+def oces_type(policy_oids: list[str]) -> str:
+    """person, employee, organisation or system from an OCES policy OID; "" for other certificates."""
+    for oid in policy_oids:
+        if oid.startswith(OCES_POLICY_ARC):
+            arc = oid[len(OCES_POLICY_ARC) :].split(".")[0]
+            if arc in OCES_TYPE_BY_ARC:
+                return OCES_TYPE_BY_ARC[arc]
+    return ""
+
+
+def _is_test_issuer(issuer: x509.Name) -> bool:
+    units = _all(issuer, NameOID.ORGANIZATIONAL_UNIT_NAME)
+    # OCES3 test CAs carry OU=Test - cti; OCES2 test CAs say "Systemtest" in their common name.
+    return OCES_TEST_ISSUER_OU in units or any(
+        "systemtest" in cn.lower() for cn in _all(issuer, NameOID.COMMON_NAME)
+    )
+
+
+def _all(name: x509.Name, oid: x509.ObjectIdentifier) -> list[str]:
+    return [str(attribute.value) for attribute in name.get_attributes_for_oid(oid)]
+
+
+def _first(name: x509.Name, oid: x509.ObjectIdentifier) -> str:
+    values = _all(name, oid)
+    return values[0] if values else ""
+
+
+def _extension_value(
+    certificate: x509.Certificate, oid: x509.ObjectIdentifier, default: Any, attr: str | None = None
+) -> Any:
+    try:
+        value = certificate.extensions.get_extension_for_oid(oid).value
+    except x509.ExtensionNotFound:
+        return default
+    return getattr(value, attr) if attr else value
+
+
+def _key_id(certificate: x509.Certificate, oid: x509.ObjectIdentifier, attr: str) -> str:
+    value = _extension_value(certificate, oid, None, attr=attr)
+    return value.hex().upper() if value else ""
+
+
+_GENERAL_NAME_KINDS = {
+    "DNSName": "DNS",
+    "RFC822Name": "email",
+    "UniformResourceIdentifier": "URI",
+    "IPAddress": "IP",
+}
+
+
+def _subject_alt_names(certificate: x509.Certificate) -> list[str]:
+    names = _extension_value(certificate, ExtensionOID.SUBJECT_ALTERNATIVE_NAME, [])
+    result = []
+    for general_name in names:
+        kind = _GENERAL_NAME_KINDS.get(type(general_name).__name__, type(general_name).__name__)
+        result.append(f"{kind}:{general_name.value}")
+    return result
+
+
+def _crl_urls(certificate: x509.Certificate) -> list[str]:
+    points = _extension_value(certificate, ExtensionOID.CRL_DISTRIBUTION_POINTS, [])
+    return [
+        name.value
+        for point in points
+        for name in (point.full_name or [])
+        if isinstance(name, x509.UniformResourceIdentifier)
+    ]
+
+
+def _key_description(certificate: x509.Certificate) -> tuple[int | None, str]:
+    key = certificate.public_key()
+    if isinstance(key, rsa.RSAPublicKey):
+        return key.key_size, "RSA"
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        return key.curve.key_size, f"EC {key.curve.name}"
+    if isinstance(key, dsa.DSAPublicKey):
+        return key.key_size, "DSA"
+    if isinstance(key, ed25519.Ed25519PublicKey):
+        return 256, "Ed25519"
+    if isinstance(key, ed448.Ed448PublicKey):
+        return 456, "Ed448"
+    return None, type(key).__name__
+
+
+def _signature_description(certificate: x509.Certificate) -> str:
+    """ "RSASSA-PSS with SHA-256" for PSS (the hash lives in its parameters); otherwise the OID's name."""
+    oid = certificate.signature_algorithm_oid
+    if oid == SignatureAlgorithmOID.RSASSA_PSS:
+        try:
+            hash_algorithm = certificate.signature_hash_algorithm
+        except UnsupportedAlgorithm:
+            hash_algorithm = None
+        name = hash_algorithm.name.upper().replace("SHA", "SHA-", 1) if hash_algorithm else "?"
+        return f"RSASSA-PSS with {name}"
+    return getattr(oid, "_name", "") or oid.dotted_string

@@ -1,0 +1,1 @@
+"""MitID Erhverv: issuing and renewing Danish OCES3 certificates (filled by the MitID module issue)."""
