@@ -21,6 +21,7 @@ run: $(VENV)/.synced
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
 test: $(VENV)/.synced
+	@scripts/system-packages.sh
 	$(PY) -m pytest
 
 lint: $(VENV)/.synced

@@ -1,0 +1,120 @@
+"""Browser tests: a real portal process on a free loopback port, driven by the system Chromium.
+
+The portal runs as a separate `manage.py runserver` process with its own state directory (its own
+SQLite database and secrets), so these tests see exactly what an administrator's browser sees.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = os.environ.get("TRUSTVIEW_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ADMIN = ("admin", "browser-test-pass-42")
+
+
+@dataclass
+class Portal:
+    url: str
+    var_dir: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
+    var_dir = tmp_path_factory.mktemp("portal-var")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "TRUSTVIEW_VAR_DIR": str(var_dir),
+        "DJANGO_SUPERUSER_USERNAME": ADMIN[0],
+        "DJANGO_SUPERUSER_PASSWORD": ADMIN[1],
+        "DATABASE_URL": f"sqlite:///{var_dir / 'trustview.sqlite3'}",
+    }
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    manage = [sys.executable, "manage.py"]
+    subprocess.run([*manage, "migrate", "--noinput", "-v0"], cwd=REPO, env=env, check=True)
+    subprocess.run([*manage, "ensure_superuser"], cwd=REPO, env=env, check=True, capture_output=True)
+    log = (var_dir / "server.log").open("w")
+    server = subprocess.Popen(
+        [*manage, "runserver", f"127.0.0.1:{port}", "--noreload"], cwd=REPO, env=env, stdout=log, stderr=log
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                requests.get(url + "/accounts/login/", timeout=1)
+                break
+            except requests.ConnectionError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"The portal did not start: {(var_dir / 'server.log').read_text()}")
+                time.sleep(0.2)
+        yield Portal(url, var_dir)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"No Chromium at {CHROMIUM}: `make test` installs Debian's chromium package.")
+        pytest.skip(
+            f"No Chromium at {CHROMIUM} (set TRUSTVIEW_CHROMIUM, or run `make test`, which installs it)"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, portal: Portal):  # type: ignore[no-untyped-def]
+    context = browser.new_context(base_url=portal.url, viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    yield page
+    context.close()
+
+
+def log_in(page) -> None:  # type: ignore[no-untyped-def]
+    page.goto("/accounts/login/")
+    page.get_by_label("Username").fill(ADMIN[0])
+    page.get_by_label("Password").fill(ADMIN[1])
+    page.get_by_role("button", name="Log in").click()
+
+
+def screenshot(page, name: str) -> None:  # type: ignore[no-untyped-def]
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
