@@ -6,20 +6,25 @@ Called alike from views, management commands, tasks and tests.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+import secrets
+from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography import x509 as cx509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.serialization import pkcs12
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.formats import date_format
+from django.utils.text import slugify
 
 from . import vault
 from .choices import EventKind, LifecycleState, Source
 from .models import Certificate, Event, Organization
 from .x509 import (
+    Bundle,
     CertificateFacts,
     CertificateFileError,
     PrivateKey,
@@ -93,6 +98,17 @@ def import_certificate_file(
             "Choose the certificate file itself."
         )
     bundle = read_bundle(data, password)
+    origin = f" from “{filename}”" if filename else ""
+    return store_bundle(
+        bundle, source=Source.IMPORT, actor=actor, event_kind=EventKind.IMPORTED, message=f"Imported{origin}."
+    )
+
+
+def store_bundle(
+    bundle: Bundle, *, source: Source, actor: Actor, event_kind: EventKind, message: str
+) -> list[ImportOutcome]:
+    """Store the certificates a bundle is about (its leaves), each with its chain and, if it is in the
+    bundle, its private key; one transaction. Used by import and by every issuer (a CA's PKCS#12)."""
     owner = key_owner(bundle)
     with transaction.atomic():
         return [
@@ -100,8 +116,10 @@ def import_certificate_file(
                 leaf,
                 chain=chain_for(leaf, bundle),
                 key=bundle.private_key if leaf is owner else None,
+                source=source,
                 actor=actor,
-                filename=filename,
+                event_kind=event_kind,
+                message=message,
             )
             for leaf in leaves(bundle)
         ]
@@ -112,8 +130,10 @@ def _store(
     *,
     chain: list[cx509.Certificate],
     key: PrivateKey | None,
+    source: Source,
     actor: Actor,
-    filename: str,
+    event_kind: EventKind,
+    message: str,
 ) -> ImportOutcome:
     facts = describe(leaf)
     existing = Certificate.objects.filter(fingerprint_sha256=facts.fingerprint_sha256).first()
@@ -121,15 +141,12 @@ def _store(
         return _complete_existing(existing, chain=chain, key=key, actor=actor)
     try:
         with transaction.atomic():
-            certificate = add_certificate(facts, chain_pem=to_pem(chain), key=key, source=Source.IMPORT)
+            certificate = add_certificate(facts, chain_pem=to_pem(chain), key=key, source=source)
     except IntegrityError:
-        # Imported by someone else between our look-up and our insert: then it is simply present.
+        # Stored by someone else between our look-up and our insert: then it is simply present.
         existing = Certificate.objects.get(fingerprint_sha256=facts.fingerprint_sha256)
         return _complete_existing(existing, chain=chain, key=key, actor=actor)
-    origin = f" from “{filename}”" if filename else ""
-    record_event(
-        certificate, EventKind.IMPORTED, actor, f"Imported{origin}.", with_private_key=key is not None
-    )
+    record_event(certificate, event_kind, actor, message, with_private_key=key is not None)
     renewal_of = link_renewal_chain(certificate, actor)
     return ImportOutcome(certificate, created=True, renewal_of=renewal_of)
 
@@ -266,3 +283,52 @@ def issuer_chain(certificate: Certificate) -> list[ChainLink]:
         links.append(ChainLink(parent.subject_cn, parent.subject_dn, parent.not_after, parent.pk))
         current = parent
     return links
+
+
+# --- downloads -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pkcs12Export:
+    """A PKCS#12 made for one download, with the fresh password that opens it (shown once)."""
+
+    filename: str
+    data: bytes = field(repr=False)
+    password: str = field(repr=False)
+
+
+def export_pkcs12(certificate: Certificate, actor: Actor) -> Pkcs12Export:
+    """Package the certificate, its chain and its private key as PKCS#12 under a new random password.
+
+    AES-256 with PBKDF2 and an SHA-256 MAC, which OpenSSL 3 and current Windows and macOS open. The
+    password is returned to be shown once and is stored nowhere; the download is written to the history.
+    """
+    if not certificate.has_private_key:
+        raise ValueError("This certificate has no private key in the portal (monitor only).")
+    key = vault.unseal(certificate.private_key_encrypted)
+    password = secrets.token_urlsafe(15)
+    encryption = (
+        serialization.PrivateFormat.PKCS12.encryption_builder()
+        .kdf_rounds(100_000)
+        .key_cert_algorithm(pkcs12.PBES.PBESv2SHA256AndAES256CBC)
+        .hmac_hash(hashes.SHA256())
+        .build(password.encode())
+    )
+    data = pkcs12.serialize_key_and_certificates(
+        certificate.subject_cn.encode(),
+        key,
+        load_pem_list(certificate.pem)[0],
+        load_pem_list(certificate.chain_pem) or None,
+        encryption,
+    )
+    record_event(certificate, EventKind.KEY_DOWNLOADED, actor, "Private key downloaded as PKCS#12.")
+    return Pkcs12Export(filename=f"{download_name(certificate)}.p12", data=data, password=password)
+
+
+_DANISH_LETTERS = str.maketrans({"æ": "ae", "ø": "oe", "å": "aa", "Æ": "Ae", "Ø": "Oe", "Å": "Aa"})
+
+
+def download_name(certificate: Certificate) -> str:
+    """A file name for downloads: the common name in plain letters, and the serial's start."""
+    slug = slugify(certificate.subject_cn.translate(_DANISH_LETTERS))[:60] or "certificate"
+    return f"{slug}-{certificate.serial_number[:8].lower()}"

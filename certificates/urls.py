@@ -9,4 +9,9 @@ urlpatterns = [
     path("", views.certificate_list, name="list"),
     path("import/", views.certificate_import, name="import"),
     path("<int:pk>/", views.certificate_detail, name="detail"),
+    path(
+        "<int:pk>/certificate.pem", views.download_certificate, {"what": "certificate"}, name="download-pem"
+    ),
+    path("<int:pk>/chain.pem", views.download_certificate, {"what": "chain"}, name="download-chain"),
+    path("<int:pk>/pkcs12/", views.download_pkcs12, name="download-pkcs12"),
 ]

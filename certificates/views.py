@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import base64
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_POST
 
 from .choices import STATUS_COLOURS
 from .forms import SORTS, CertificateFilterForm, ImportForm
 from .models import Certificate
-from .services import import_certificate_file, issuer_chain
+from .services import download_name, export_pkcs12, import_certificate_file, issuer_chain
 from .x509 import CertificateFileError
 
 
@@ -83,3 +87,37 @@ def certificate_import(request: HttpRequest) -> HttpResponse:
                 return redirect(outcomes[0].certificate)
             return redirect("certificates:list")
     return render(request, "certificates/import.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@login_required
+def download_certificate(request: HttpRequest, pk: int, what: str) -> HttpResponse:
+    """The certificate alone, or with its chain (issuers, nearest first), as PEM."""
+    certificate = get_object_or_404(
+        Certificate.objects.only("pk", "subject_cn", "serial_number", "pem", "chain_pem"), pk=pk
+    )
+    body = certificate.pem + (certificate.chain_pem if what == "chain" else "")
+    suffix = "-chain" if what == "chain" else ""
+    response = HttpResponse(body, content_type="application/x-pem-file")
+    response["Content-Disposition"] = f'attachment; filename="{download_name(certificate)}{suffix}.pem"'
+    return response
+
+
+@require_POST
+@never_cache
+@login_required
+def download_pkcs12(request: HttpRequest, pk: int) -> HttpResponse:
+    """Make a PKCS#12 with a fresh password and show the password once, beside the file.
+
+    The file travels inside this one answer (a data: link), so neither the file nor its password is
+    kept on the server, and neither appears in a URL.
+    """
+    certificate = get_object_or_404(Certificate, pk=pk)
+    if not certificate.has_private_key:
+        messages.error(request, "The portal holds no private key for this certificate (monitor only).")
+        return redirect(certificate)
+    export = export_pkcs12(certificate, request.user)
+    return render(
+        request,
+        "certificates/pkcs12.html",
+        {"certificate": certificate, "export": export, "data_b64": base64.b64encode(export.data).decode()},
+    )

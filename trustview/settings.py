@@ -136,6 +136,14 @@ TRUSTVIEW_EXPIRING_DAYS = env.int("TRUSTVIEW_EXPIRING_DAYS", default=30)
 TRUSTVIEW_IMPORT_MAX_BYTES = env.int("TRUSTVIEW_IMPORT_MAX_BYTES", default=1024 * 1024)
 TRUSTVIEW_PAGE_SIZE = env.int("TRUSTVIEW_PAGE_SIZE", default=50)
 
+# MitID Erhverv: one base URL per environment (docs/protocol.md). The defaults are the local simulator
+# (`python -m mitid.simulator serve`), whose TLS CA is MITID_CA_BUNDLE; empty means the system's CAs.
+MITID_TEST_URL = env.str("MITID_TEST_URL", default="https://127.0.0.1:8443/test")
+MITID_PRODUCTION_URL = env.str("MITID_PRODUCTION_URL", default="https://127.0.0.1:8443/production")
+MITID_SIMULATOR_STATE = Path(env.str("MITID_SIMULATOR_STATE", default=str(VAR_DIR / "simulator")))
+MITID_CA_BUNDLE = env.str("MITID_CA_BUNDLE", default=str(MITID_SIMULATOR_STATE / "tls" / "ca.pem")) or None
+MITID_TIMEOUT_SECONDS = env.float("MITID_TIMEOUT_SECONDS", default=30.0)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

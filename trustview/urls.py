@@ -11,4 +11,5 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("certificates/", include("certificates.urls")),
+    path("mitid/", include("mitid.urls")),
 ]

@@ -1,0 +1,91 @@
+"""Errors from MitID Erhverv, each with a stable code and a sentence a person can act on.
+
+The sentences are ours, chosen by code, never copied from what was sent: no PIN, password or key can end
+up in an error message, a log line or a page.
+"""
+
+from __future__ import annotations
+
+# Codes the client treats as "try again later" (docs/protocol.md section 2).
+TRANSIENT_CODES = frozenset({"rate_limited", "unavailable"})
+
+SENTENCES = {
+    "invalid_request": "MitID Erhverv did not accept the request. Check the reference number and PIN.",
+    "invalid_pin": "The PIN is not right.",
+    "pin_locked": (
+        "The PIN is locked after too many wrong attempts. Make a new PIN for the certificate profile "
+        "in MitID Erhverv and try again."
+    ),
+    "unknown_reference": (
+        "No certificate profile has this reference number in the {environment} environment. Check the "
+        "number, and that you chose the right environment."
+    ),
+    "reference_used": (
+        "This reference number has already been used to issue a certificate. Make a new certificate "
+        "profile (or a new PIN) in MitID Erhverv."
+    ),
+    "client_certificate_required": (
+        "MitID Erhverv needs the current certificate to authenticate this request."
+    ),
+    "unknown_certificate": "MitID Erhverv does not know this certificate in the {environment} environment.",
+    "renewal_not_enabled": (
+        "MitID Erhverv has not enabled renewal for this organisation. Ask Digst to enable it by e-mail "
+        "to mitiderhverv@digst.dk."
+    ),
+    "certificate_blocked": "The certificate is blocked, so it cannot be renewed. Issue a new certificate.",
+    "certificate_expired": (
+        "The certificate has expired, so it cannot be renewed. Issue a new certificate with a new "
+        "certificate profile in MitID Erhverv."
+    ),
+    "order_not_found": "MitID Erhverv does not know this order for this certificate.",
+    "idempotency_key_reused": "MitID Erhverv refused a repeated request that did not match the first one.",
+    "idempotency_key_required": "MitID Erhverv refused the request (no Idempotency-Key).",
+    "rate_limited": "MitID Erhverv is busy right now. Nothing was changed; try again later.",
+    "unavailable": "MitID Erhverv is unavailable right now. Nothing was changed; try again later.",
+    "tls_error": (
+        "The secure connection to MitID Erhverv failed: its server certificate is not trusted "
+        "(check MITID_CA_BUNDLE), or it refused the client certificate."
+    ),
+    "unexpected_response": "MitID Erhverv gave an answer the portal does not understand. Try again later.",
+}
+
+
+class MitIDError(Exception):
+    """A failed call to MitID Erhverv.
+
+    `code` is one of the stable codes of docs/protocol.md (plus `tls_error` and `unexpected_response`,
+    which the client itself detects); `transient` says whether the same request may succeed later.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        *,
+        status: int | None = None,
+        environment: str = "",
+        attempts_left: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.code = code
+        self.status = status
+        self.environment = environment
+        self.attempts_left = attempts_left
+        self.retry_after = retry_after
+        super().__init__(self.sentence)
+
+    @property
+    def transient(self) -> bool:
+        return self.code in TRANSIENT_CODES
+
+    @property
+    def sentence(self) -> str:
+        """What to tell the person who asked, in one or two sentences."""
+        text = SENTENCES.get(self.code, SENTENCES["unexpected_response"])
+        text = text.format(environment=self.environment or "chosen")
+        if self.code == "invalid_pin" and self.attempts_left is not None:
+            plural = "attempt is" if self.attempts_left == 1 else "attempts are"
+            text += f" {self.attempts_left} {plural} left before the PIN is locked."
+        return text
+
+    def __repr__(self) -> str:
+        return f"MitIDError(code={self.code!r}, status={self.status!r})"

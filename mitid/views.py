@@ -1,0 +1,42 @@
+"""The "Issue OCES certificate" page."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
+
+from .errors import MitIDError
+from .forms import IssueForm
+from .services import issue_certificate
+
+
+@sensitive_post_parameters("pin")
+@never_cache
+@login_required
+def issue(request: HttpRequest) -> HttpResponse:
+    form = IssueForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            certificate = issue_certificate(
+                environment=form.cleaned_data["environment"],
+                reference_number=form.cleaned_data["reference_number"],
+                pin=form.cleaned_data["pin"],
+                actor=request.user,
+            )
+        except MitIDError as error:
+            field = {"invalid_pin": "pin", "pin_locked": "pin", "unknown_reference": "reference_number"}.get(
+                error.code
+            )
+            form.add_error(field, error.sentence)
+        else:
+            messages.success(
+                request,
+                f"Issued “{certificate.subject_cn}”, valid to {certificate.not_after:%Y-%m-%d}. "
+                "Its private key is stored encrypted; download it below when you need it.",
+            )
+            return redirect(certificate)
+    return render(request, "mitid/issue.html", {"form": form}, status=400 if form.errors else 200)
