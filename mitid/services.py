@@ -13,7 +13,7 @@ from django.db import transaction
 
 from certificates.choices import EventKind, OcesType, Source
 from certificates.models import Certificate
-from certificates.services import Actor, store_bundle
+from certificates.services import Actor, ImportOutcome, store_bundle
 from certificates.x509 import CertificateFileError, read_bundle
 
 from .client import IssuedCertificate, MitIDClient
@@ -50,11 +50,12 @@ def issue_idempotency_key(environment: str, reference_number: str, pin: str) -> 
     return hmac.new(settings.SECRET_KEY.encode(), message.encode(), hashlib.sha256).hexdigest()
 
 
-def issue_certificate(*, environment: str, reference_number: str, pin: str, actor: Actor) -> Certificate:
+def issue_certificate(*, environment: str, reference_number: str, pin: str, actor: Actor) -> ImportOutcome:
     """Issue an OCES certificate with a profile's reference number and PIN, and store it with its key.
 
     Raises MitIDError (with a sentence for the user) when MitID Erhverv refuses or cannot be reached;
-    then nothing is stored. The PIN is used for this one call and kept nowhere.
+    then nothing is stored. The PIN is used for this one call and kept nowhere. `created` is False when
+    this reference number and PIN had already brought the certificate in (a repeated submit).
     """
     client = client_for(environment)
     key = issue_idempotency_key(environment, reference_number, pin)
@@ -75,7 +76,7 @@ def issue_certificate(*, environment: str, reference_number: str, pin: str, acto
         certificate = outcome.certificate
         _link_profile(certificate, environment, reference_number)
     log.info("Issued certificate %s from MitID Erhverv (%s)", certificate.serial_number, environment)
-    return certificate
+    return outcome
 
 
 def _with_short_retries(call: Callable[[], IssuedCertificate]) -> IssuedCertificate:

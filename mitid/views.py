@@ -21,7 +21,7 @@ def issue(request: HttpRequest) -> HttpResponse:
     form = IssueForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            certificate = issue_certificate(
+            outcome = issue_certificate(
                 environment=form.cleaned_data["environment"],
                 reference_number=form.cleaned_data["reference_number"],
                 pin=form.cleaned_data["pin"],
@@ -33,10 +33,16 @@ def issue(request: HttpRequest) -> HttpResponse:
             )
             form.add_error(field, error.sentence)
         else:
-            messages.success(
-                request,
-                f"Issued “{certificate.subject_cn}”, valid to {certificate.not_after:%Y-%m-%d}. "
-                "Its private key is stored encrypted; download it below when you need it.",
-            )
+            certificate = outcome.certificate
+            if outcome.created:
+                messages.success(
+                    request,
+                    f"Issued “{certificate.subject_cn}”, valid to {certificate.not_after:%Y-%m-%d}. "
+                    "Its private key is stored encrypted; download it below when you need it.",
+                )
+            else:
+                messages.info(
+                    request, "This certificate was already issued with this reference number and PIN."
+                )
             return redirect(certificate)
     return render(request, "mitid/issue.html", {"form": form}, status=400 if form.errors else 200)

@@ -13,6 +13,7 @@ from django.urls import reverse
 from certificates.choices import EventKind
 from certificates.models import Event
 from certificates.services import import_certificate_file
+from certificates.x509 import key_matches, read_bundle
 
 from . import pki
 from .conftest import SYSTEM_2026, oces3
@@ -79,6 +80,8 @@ def test_pkcs12_opens_in_openssl_with_the_password_shown_once(alice_client, held
     )
     assert opened.returncode == 0, opened.stderr
     assert opened.stdout.count("BEGIN CERTIFICATE") == 3 and "BEGIN PRIVATE KEY" in opened.stdout
+    bundle = read_bundle(data, password)
+    assert key_matches(leaf.certificate, bundle.private_key)
     wrong = subprocess.run(
         ["openssl", "pkcs12", "-in", str(tmp_path / "download.p12"), "-passin", "pass:guess", "-nokeys"],
         capture_output=True,
