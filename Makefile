@@ -18,7 +18,7 @@ install: $(VENV)/.synced
 run: $(VENV)/.synced
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py ensure_superuser
-	$(PY) manage.py runserver 127.0.0.1:$(PORT)
+	PORT=$(PORT) $(PY) -m trustview.run
 
 test: $(VENV)/.synced
 	@scripts/system-packages.sh

@@ -6,6 +6,8 @@ up in an error message, a log line or a page.
 
 from __future__ import annotations
 
+from certificates.issuers import IssuerError
+
 # Codes the client treats as "try again later" (docs/protocol.md section 2).
 TRANSIENT_CODES = frozenset({"rate_limited", "unavailable"})
 
@@ -50,7 +52,7 @@ SENTENCES = {
 }
 
 
-class MitIDError(Exception):
+class MitIDError(IssuerError):
     """A failed call to MitID Erhverv.
 
     `code` is one of the stable codes of docs/protocol.md (plus `tls_error` and `unexpected_response`,

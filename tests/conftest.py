@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from django.test import Client
+
+from .simulator_process import Simulator, running_simulator
 
 OCES3_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "oces3"
 
@@ -40,3 +43,10 @@ def alice_client(alice) -> Client:  # type: ignore[no-untyped-def]
     client = Client()
     client.force_login(alice)
     return client
+
+
+@pytest.fixture(scope="session")
+def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
+    """One real MitID Erhverv simulator process for the whole run, with its own state directory."""
+    with running_simulator(tmp_path_factory.mktemp("simulator-state")) as running:
+        yield running

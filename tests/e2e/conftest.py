@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from ..simulator_process import Simulator
+
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = os.environ.get("TRUSTVIEW_CHROMIUM", "/usr/bin/chromium")
@@ -47,7 +49,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
+def portal(tmp_path_factory: pytest.TempPathFactory, simulator: Simulator) -> Iterator[Portal]:
     var_dir = tmp_path_factory.mktemp("portal-var")
     port = _free_port()
     env = {
@@ -56,6 +58,9 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
         "DJANGO_SUPERUSER_USERNAME": ADMIN[0],
         "DJANGO_SUPERUSER_PASSWORD": ADMIN[1],
         "DATABASE_URL": f"sqlite:///{var_dir / 'trustview.sqlite3'}",
+        "MITID_TEST_URL": simulator.base_url("test"),
+        "MITID_PRODUCTION_URL": simulator.base_url("production"),
+        "MITID_CA_BUNDLE": simulator.tls_ca,
     }
     env.pop("DJANGO_SETTINGS_MODULE", None)
     manage = [sys.executable, "manage.py"]
