@@ -62,3 +62,18 @@ class EventKind(models.TextChoices):
     BLOCKED = "blocked", "Blocked"
     KEY_DOWNLOADED = "key_downloaded", "Key downloaded"
     ALERT_SENT = "alert_sent", "Alert sent"
+
+
+class OrderKind(models.TextChoices):
+    ISSUE = "issue", "Issue"
+    RENEW = "renew", "Renew"
+
+
+class OrderState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    IN_PROGRESS = "in_progress", "In progress"
+    ISSUED = "issued", "Issued"
+    FAILED = "failed", "Failed"
+
+
+OPEN_ORDER_STATES = [OrderState.PENDING, OrderState.IN_PROGRESS]

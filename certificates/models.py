@@ -3,19 +3,44 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
-from django.db.models import Case, ExpressionWrapper, Q, Value, When
+from django.db.models import Case, Exists, ExpressionWrapper, OuterRef, Q, Value, When
 from django.urls import reverse
 from django.utils import timezone
 
+from .choices import (
+    OPEN_ORDER_STATES,
+    EventKind,
+    LifecycleState,
+    OcesType,
+    OrderKind,
+    OrderState,
+    Source,
+    Status,
+)
 from .choices import Environment as CertEnvironment
-from .choices import EventKind, LifecycleState, OcesType, Source, Status
 
 DEFAULT_RENEW_BEFORE = dt.timedelta(days=30)
+
+
+def renewal_due_at(
+    not_before: dt.datetime, not_after: dt.datetime, renew_before: dt.timedelta
+) -> dt.datetime:
+    """When a certificate becomes due for renewal (DESIGN.md, renewal policy).
+
+    Normally `renew_before` ahead of expiry. A short-lived certificate, for which that would be half its
+    lifetime or more, is due when a third of its lifetime is left, so it is neither renewed at birth
+    nor left to the last moment.
+    """
+    lifetime = not_after - not_before
+    if renew_before * 2 >= lifetime:
+        return not_after - lifetime / 3
+    return not_after - renew_before
 
 
 class Organization(models.Model):
@@ -30,8 +55,11 @@ class Organization(models.Model):
     name = models.CharField(max_length=200, blank=True)
     renewal_enabled = models.BooleanField(
         "MitID renewal enabled",
-        default=False,
-        help_text="Digst enables renewal per organisation on request by e-mail to mitiderhverv@digst.dk.",
+        null=True,
+        blank=True,
+        default=None,
+        help_text="Unknown until set here or learnt from MitID Erhverv. Digst enables renewal per "
+        "organisation on request by e-mail to mitiderhverv@digst.dk; until then renewals are refused.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -70,6 +98,20 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
     def of_status(self, status: Status | str, now: dt.datetime | None = None) -> CertificateQuerySet:
         """Certificates whose `with_status` would be `status`, as plain column conditions (index-friendly)."""
         return self.filter(_status_condition(Status(status), now or timezone.now()))
+
+    def due_for_renewal(self, now: dt.datetime | None = None) -> CertificateQuerySet:
+        """Active, auto-renewing certificates with a key whose renewal is due (renew_at, indexed), with no
+        open renewal order and no renewal that failed recently (a failure waits for a person, or for the
+        retry interval, instead of failing again at every sweep)."""
+        now = now or timezone.now()
+        retry_failed_after = now - dt.timedelta(hours=settings.TRUSTVIEW_FAILED_RENEWAL_RETRY_HOURS)
+        renewals = Order.objects.filter(certificate=OuterRef("pk"), kind=OrderKind.RENEW)
+        return (
+            self.filter(state=LifecycleState.ACTIVE, auto_renew=True, renew_at__lte=now, not_after__gt=now)
+            .exclude(private_key_encrypted="")
+            .filter(~Exists(renewals.filter(state__in=OPEN_ORDER_STATES)))
+            .filter(~Exists(renewals.filter(state=OrderState.FAILED, completed_at__gt=retry_failed_after)))
+        )
 
     def for_listing(self) -> CertificateQuerySet:
         """Leave the large columns (PEM, chain, key) in the database; say only whether a key is held."""
@@ -149,7 +191,12 @@ class Certificate(models.Model):
         max_length=16, choices=LifecycleState.choices, default=LifecycleState.ACTIVE, db_index=True
     )
     auto_renew = models.BooleanField(default=True)
-    renew_before = models.DurationField(default=DEFAULT_RENEW_BEFORE)
+    renew_before = models.DurationField(
+        default=DEFAULT_RENEW_BEFORE, help_text="Renew this long before expiry (days as D, or D HH:MM:SS)."
+    )
+    # Derived from the validity and renew_before on every save, and indexed: "what is due" is one
+    # range scan, whatever the inventory size.
+    renew_at = models.DateTimeField("renewal due", null=True, blank=True, db_index=True, editable=False)
     renewed_from = models.OneToOneField(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="replaced_by"
     )
@@ -164,6 +211,13 @@ class Certificate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.subject_cn} ({self.serial_number})"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.renew_at = renewal_due_at(self.not_before, self.not_after, self.renew_before)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "renew_before" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "renew_at"}
+        super().save(*args, **kwargs)
 
     def get_absolute_url(self) -> str:
         return reverse("certificates:detail", args=[self.pk])
@@ -216,3 +270,84 @@ class Event(models.Model):
         if not self._state.adding:
             raise ValueError("Events are append-only and cannot be changed.")
         super().save(*args, **kwargs)
+
+
+class OrderQuerySet(models.QuerySet["Order"]):
+    def open(self) -> OrderQuerySet:
+        return self.filter(state__in=OPEN_ORDER_STATES)
+
+    def due(self, now: dt.datetime | None = None) -> OrderQuerySet:
+        """Open orders whose next step is due (their lease, if a worker had one, has run out)."""
+        return self.open().filter(next_attempt_at__lte=now or timezone.now())
+
+
+class Order(models.Model):
+    """One request to a CA (issue or renew) and where it stands.
+
+    The row is the truth: a lost task message or a killed worker only delays the next step, which the
+    sweep finds by `next_attempt_at`. A worker claims a step by moving `next_attempt_at` forward with a
+    conditional update (a lease), so two workers never take the same step.
+    """
+
+    certificate = models.ForeignKey(Certificate, on_delete=models.CASCADE, related_name="orders")
+    kind = models.CharField(max_length=16, choices=OrderKind.choices, default=OrderKind.RENEW)
+    state = models.CharField(max_length=16, choices=OrderState.choices, default=OrderState.PENDING)
+    ca_order_id = models.CharField("CA order id", max_length=200, blank=True)
+    idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error_code = models.CharField(max_length=64, blank=True)
+    last_error = models.TextField(blank=True)
+    alerted = models.BooleanField(
+        default=False, help_text="An administrator has been told this order is failing."
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_by_label = models.CharField(max_length=150)
+    new_certificate = models.ForeignKey(
+        Certificate, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = OrderQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["state", "next_attempt_at"], name="order_state_due_idx")]
+        constraints = [
+            # Two clicks and the scheduler at the same moment make one renewal.
+            models.UniqueConstraint(
+                fields=["certificate"],
+                condition=Q(kind="renew", state__in=["pending", "in_progress"]),
+                name="one_open_renewal_per_certificate",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.certificate.subject_cn}: {self.get_state_display()}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_ORDER_STATES
+
+
+class ExpiryAlert(models.Model):
+    """An expiry alert that was sent: one per (certificate, threshold), so none is sent twice, and a
+    threshold crossed while the scheduler was down is still sent on its next run."""
+
+    certificate = models.ForeignKey(Certificate, on_delete=models.CASCADE, related_name="expiry_alerts")
+    threshold_days = models.PositiveIntegerField()
+    sent_at = models.DateTimeField(default=timezone.now)
+    recipients = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["-sent_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["certificate", "threshold_days"], name="one_alert_per_threshold")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.certificate.subject_cn}: {self.threshold_days} days"

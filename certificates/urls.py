@@ -14,4 +14,7 @@ urlpatterns = [
     ),
     path("<int:pk>/chain.pem", views.download_certificate, {"what": "chain"}, name="download-chain"),
     path("<int:pk>/pkcs12/", views.download_pkcs12, name="download-pkcs12"),
+    path("<int:pk>/renew/", views.renew, name="renew"),
+    path("<int:pk>/renewal/", views.renewal_status, name="renewal-status"),
+    path("<int:pk>/block/", views.block, name="block"),
 ]

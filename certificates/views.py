@@ -8,14 +8,22 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from .choices import STATUS_COLOURS
+from .choices import STATUS_COLOURS, OrderKind
 from .forms import SORTS, CertificateFilterForm, ImportForm
-from .models import Certificate
+from .models import Certificate, Order
+from .renewal import (
+    BlockNotPossible,
+    RenewalNotPossible,
+    block_certificate,
+    open_renewal,
+    renewal_blocker,
+    request_renewal,
+)
 from .services import download_name, export_pkcs12, import_certificate_file, issuer_chain
 from .x509 import CertificateFileError
 
@@ -53,12 +61,15 @@ def certificate_detail(request: HttpRequest, pk: int) -> HttpResponse:
         Certificate.objects.with_status().select_related("organization", "renewed_from"), pk=pk
     )
     replaced_by = Certificate.objects.filter(renewed_from=certificate).first()
+    order = open_renewal(certificate)
     return render(
         request,
         "certificates/detail.html",
         {
             "certificate": certificate,
             "replaced_by": replaced_by,
+            "open_renewal": order,
+            "renewal_blocker": None if order else renewal_blocker(certificate),
             "chain": issuer_chain(certificate),
             "events": certificate.events.all()[:200],
             "status_colours": STATUS_COLOURS,
@@ -121,3 +132,59 @@ def download_pkcs12(request: HttpRequest, pk: int) -> HttpResponse:
         "certificates/pkcs12.html",
         {"certificate": certificate, "export": export, "data_b64": base64.b64encode(export.data).decode()},
     )
+
+
+@require_POST
+@login_required
+def renew(request: HttpRequest, pk: int) -> HttpResponse:
+    """ "Renew now": open a renewal order, or show the one already open."""
+    certificate = get_object_or_404(Certificate.objects.select_related("organization"), pk=pk)
+    try:
+        _order, created = request_renewal(certificate, request.user)
+    except RenewalNotPossible as refusal:
+        messages.error(request, str(refusal))
+    else:
+        if created:
+            messages.success(request, "Renewal requested. This page shows when the new certificate is ready.")
+        else:
+            messages.info(request, "A renewal of this certificate is already in progress.")
+    return redirect(certificate)
+
+
+@login_required
+def renewal_status(request: HttpRequest, pk: int) -> JsonResponse:
+    """Where the latest renewal of a certificate stands, for the page to follow it without a reload."""
+    order = (
+        Order.objects.filter(certificate_id=pk, kind=OrderKind.RENEW)
+        .select_related("new_certificate")
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if order is None:
+        return JsonResponse({"state": None})
+    return JsonResponse(
+        {
+            "state": order.state,
+            "label": order.get_state_display(),
+            "retrying": bool(order.last_error_code) and order.is_open,
+            "last_error": order.last_error,
+            "new_certificate_url": order.new_certificate.get_absolute_url()
+            if order.new_certificate
+            else None,
+        }
+    )
+
+
+@login_required
+def block(request: HttpRequest, pk: int) -> HttpResponse:
+    """Block a certificate, after a confirmation that names it and says it cannot be undone."""
+    certificate = get_object_or_404(Certificate.objects.with_status(), pk=pk)
+    if request.method == "POST":
+        try:
+            block_certificate(certificate, request.user)
+        except BlockNotPossible as refusal:
+            messages.error(request, str(refusal))
+        else:
+            messages.success(request, f"“{certificate.subject_cn}” is blocked.")
+        return redirect(certificate)
+    return render(request, "certificates/block.html", {"certificate": certificate})

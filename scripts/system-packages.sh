@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Install the system programs the test suite uses, when missing, from Debian's packages:
-# Chromium (browser tests, driven by Playwright) and OpenSSL (an independent judge of certificates).
+# Chromium (browser tests, driven by Playwright), OpenSSL (an independent judge of certificates) and
+# Redis (the broker the scheduler tests run real worker and beat processes against).
 set -euo pipefail
-declare -A package_of=([chromium]=chromium [openssl]=openssl)
+declare -A package_of=([chromium]=chromium [openssl]=openssl [redis-server]=redis-server)
 missing=()
 for program in "${!package_of[@]}"; do
   command -v "$program" >/dev/null 2>&1 || missing+=("${package_of[$program]}")

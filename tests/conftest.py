@@ -50,3 +50,40 @@ def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
     """One real MitID Erhverv simulator process for the whole run, with its own state directory."""
     with running_simulator(tmp_path_factory.mktemp("simulator-state")) as running:
         yield running
+
+
+@pytest.fixture
+def mitid_settings(settings, simulator: Simulator):  # type: ignore[no-untyped-def]
+    """Point the portal at the test simulator; faults and settings a test leaves are reset afterwards."""
+    settings.MITID_TEST_URL = simulator.base_url("test")
+    settings.MITID_PRODUCTION_URL = simulator.base_url("production")
+    settings.MITID_CA_BUNDLE = simulator.tls_ca
+    yield settings
+    simulator.cli("fault", "clear")
+    simulator.cli("set-validity", "--default")
+    simulator.cli("set-renewal-delay", "--seconds", "5")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _in_memory_task_queue() -> None:
+    """Tests call services and task bodies directly; queued messages go to memory, not to var/."""
+    from trustview.celery import app
+
+    app.conf.broker_url = "memory://"
+    app.conf.broker_transport_options = {}
+
+
+@pytest.fixture
+def renewable(simulator, mitid_settings):  # type: ignore[no-untyped-def]
+    """Issue a certificate through the portal's MitID service for an organisation enabled for renewal."""
+    from mitid.services import issue_certificate
+
+    def make(cvr: str = "12121212", name: str = "Lønsystem", actor: str = "test"):  # type: ignore[no-untyped-def]
+        simulator.cli("enable-renewal", "--cvr", cvr)
+        profile = simulator.create_profile(cvr=cvr, name=name)
+        outcome = issue_certificate(
+            environment="test", reference_number=profile["reference_number"], pin=profile["pin"], actor=actor
+        )
+        return outcome.certificate
+
+    return make

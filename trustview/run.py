@@ -1,8 +1,10 @@
 """`python -m trustview.run`: the whole portal on one machine (what `make run` starts).
 
 Starts the MitID Erhverv simulator, makes a demo certificate profile and prints its reference number and
-PIN, then serves the portal. Each process's output is prefixed with its name; Ctrl-C (or any process
-ending) stops them all. Set TRUSTVIEW_RUN_SIMULATOR=false when MITID_*_URL point at a real service.
+PIN, then runs the web server, a Celery worker and Celery beat. The broker is Redis when REDIS_URL is
+set, otherwise one that needs no server (files under var/). Each process's output is prefixed with its
+name; Ctrl-C (or any process ending) stops them all. Set TRUSTVIEW_RUN_SIMULATOR=false when MITID_*_URL
+point at a real service.
 """
 
 from __future__ import annotations
@@ -59,11 +61,17 @@ def main() -> int:
                 return 1
             _print_demo_profile(state_dir)
         _start(
-            "web",
-            [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-            processes,
+            "web", [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], processes
         )
-        print(f"\ntrustview is running on http://127.0.0.1:{port}/ (Ctrl-C stops it)\n", flush=True)
+        celery = [sys.executable, "-m", "celery", "-A", "trustview"]
+        _start("worker", [*celery, "worker", "--loglevel", "INFO", "--concurrency", "2"], processes)
+        _start("beat", [*celery, "beat", "--loglevel", "INFO"], processes)
+        broker = "Redis at REDIS_URL" if env.str("REDIS_URL", default="") else "embedded (files under var/)"
+        print(
+            f"\ntrustview is running on http://127.0.0.1:{port}/ with a worker and beat; broker: {broker}."
+            " Ctrl-C stops it.\n",
+            flush=True,
+        )
         while all(process.poll() is None for _name, process in processes):
             time.sleep(0.5)
         ended = [name for name, process in processes if process.poll() is not None]

@@ -10,6 +10,7 @@ import secrets
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from cryptography.fernet import Fernet
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -89,6 +90,8 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 't
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and beat share one SQLite file: wait for a lock instead of failing at once.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
+    # Tests get a file too: an in-memory database's table locks would not wait like the real file does.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-trustview.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -129,12 +132,62 @@ if CELERY_BROKER_URL == "filesystem://":
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = TIME_ZONE
+CELERY_TASK_ACKS_LATE = True  # a task that dies with its worker is delivered again
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+
+# Beat: the schedule lives here, in code; each entry expires before the next one is due, so a backlog
+# never runs the same job twice in a row.
+# The sweep is one indexed query, so it can run often; it must run well within the renewal window of
+# the shortest-lived certificates (a third of their lifetime).
+TRUSTVIEW_SWEEP_SECONDS = env.float("TRUSTVIEW_SWEEP_SECONDS", default=60.0)
+CELERY_BEAT_SCHEDULE = {
+    "renewal-sweep": {
+        "task": "certificates.tasks.sweep",
+        "schedule": TRUSTVIEW_SWEEP_SECONDS,
+        "options": {"expires": TRUSTVIEW_SWEEP_SECONDS * 0.9},
+    },
+    "expiry-alerts": {
+        "task": "certificates.tasks.send_expiry_alerts",
+        "schedule": crontab(minute=15, hour=env.int("TRUSTVIEW_ALERT_HOUR", default=7)),
+        "options": {"expires": 23 * 3600},
+    },
+    "revocation-check": {
+        "task": "certificates.tasks.check_revocation",
+        "schedule": crontab(minute=45, hour=env.int("TRUSTVIEW_REVOCATION_CHECK_HOUR", default=5)),
+        "options": {"expires": 23 * 3600},
+    },
+    "monthly-status": {
+        "task": "certificates.tasks.send_monthly_status",
+        "schedule": crontab(minute=30, hour=7, day_of_month=1),
+        "options": {"expires": 20 * 24 * 3600},
+    },
+}
 
 # Certificates whose not_after is this close count as "expiring" in lists and filters.
 TRUSTVIEW_EXPIRING_DAYS = env.int("TRUSTVIEW_EXPIRING_DAYS", default=30)
 # Largest certificate file accepted for import, in bytes (1 MiB).
 TRUSTVIEW_IMPORT_MAX_BYTES = env.int("TRUSTVIEW_IMPORT_MAX_BYTES", default=1024 * 1024)
 TRUSTVIEW_PAGE_SIZE = env.int("TRUSTVIEW_PAGE_SIZE", default=50)
+
+# Renewal and alerts.
+# The CAs that can renew and block certificates (certificates.issuers): a CA app provides one each.
+TRUSTVIEW_ISSUERS = env.list("TRUSTVIEW_ISSUERS", default=["mitid.issuer.MitIDIssuer"])
+# Days before expiry at which an expiry alert is sent (the smallest is "critical").
+TRUSTVIEW_ALERT_THRESHOLDS_DAYS = env.list("TRUSTVIEW_ALERT_THRESHOLDS_DAYS", cast=int, default=[30, 14])
+# Who receives alerts; default: every active superuser with an e-mail address.
+TRUSTVIEW_ALERT_EMAILS = env.list("TRUSTVIEW_ALERT_EMAILS", default=[])
+# Alert once a renewal has failed this many times in a row for a passing reason (it keeps trying).
+TRUSTVIEW_ALERT_AFTER_FAILURES = env.int("TRUSTVIEW_ALERT_AFTER_FAILURES", default=5)
+# Backoff for passing CA failures: doubles from the base up to the cap, with jitter (seconds).
+TRUSTVIEW_RETRY_BASE_SECONDS = env.float("TRUSTVIEW_RETRY_BASE_SECONDS", default=30.0)
+TRUSTVIEW_RETRY_CAP_SECONDS = env.float("TRUSTVIEW_RETRY_CAP_SECONDS", default=3600.0)
+# How often to ask the CA about an order in progress when it does not say (seconds).
+TRUSTVIEW_POLL_SECONDS = env.float("TRUSTVIEW_POLL_SECONDS", default=10.0)
+# A renewal that failed for good is tried again by the sweep after this many hours.
+TRUSTVIEW_FAILED_RENEWAL_RETRY_HOURS = env.float("TRUSTVIEW_FAILED_RENEWAL_RETRY_HOURS", default=24.0)
+# The portal's address, for links in e-mails.
+TRUSTVIEW_BASE_URL = env.str("TRUSTVIEW_BASE_URL", default="http://127.0.0.1:8000")
 
 # MitID Erhverv: one base URL per environment (docs/protocol.md). The defaults are the local simulator
 # (`python -m mitid.simulator serve`), whose TLS CA is MITID_CA_BUNDLE; empty means the system's CAs.
@@ -150,4 +203,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("TRUSTVIEW_LOG_LEVEL", default="INFO")},
+    # kombu warns about a missing host name on every connection of the embedded (filesystem) broker.
+    "loggers": {"kombu.connection": {"level": "ERROR"}},
 }

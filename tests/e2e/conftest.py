@@ -8,17 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
 
+from ..processes import celery, free_port, manage, portal_env, running, wait_for_http
 from ..simulator_process import Simulator
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,50 +39,30 @@ class Portal:
     var_dir: Path
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def portal(tmp_path_factory: pytest.TempPathFactory, simulator: Simulator) -> Iterator[Portal]:
+    """Web, worker and beat on the embedded broker, as `make run` starts them, with their own state."""
     var_dir = tmp_path_factory.mktemp("portal-var")
-    port = _free_port()
-    env = {
-        **os.environ,
-        "TRUSTVIEW_VAR_DIR": str(var_dir),
-        "DJANGO_SUPERUSER_USERNAME": ADMIN[0],
-        "DJANGO_SUPERUSER_PASSWORD": ADMIN[1],
-        "DATABASE_URL": f"sqlite:///{var_dir / 'trustview.sqlite3'}",
-        "MITID_TEST_URL": simulator.base_url("test"),
-        "MITID_PRODUCTION_URL": simulator.base_url("production"),
-        "MITID_CA_BUNDLE": simulator.tls_ca,
-    }
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    manage = [sys.executable, "manage.py"]
-    subprocess.run([*manage, "migrate", "--noinput", "-v0"], cwd=REPO, env=env, check=True)
-    subprocess.run([*manage, "ensure_superuser"], cwd=REPO, env=env, check=True, capture_output=True)
-    log = (var_dir / "server.log").open("w")
-    server = subprocess.Popen(
-        [*manage, "runserver", f"127.0.0.1:{port}", "--noreload"], cwd=REPO, env=env, stdout=log, stderr=log
+    env = portal_env(
+        var_dir,
+        simulator,
+        DJANGO_SUPERUSER_USERNAME=ADMIN[0],
+        DJANGO_SUPERUSER_PASSWORD=ADMIN[1],
+        TRUSTVIEW_SWEEP_SECONDS="2",
+        TRUSTVIEW_POLL_SECONDS="1",
     )
+    manage(env, "migrate", "--noinput")
+    manage(env, "ensure_superuser")
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                requests.get(url + "/accounts/login/", timeout=1)
-                break
-            except requests.ConnectionError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"The portal did not start: {(var_dir / 'server.log').read_text()}")
-                time.sleep(0.2)
+    web = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
+    with (
+        running("web", web, env, var_dir) as server,
+        running("worker", celery("worker", "--loglevel", "INFO", "--concurrency", "1"), env, var_dir),
+        running("beat", celery("beat", "--loglevel", "INFO"), env, var_dir),
+    ):
+        wait_for_http(url + "/accounts/login/", server, var_dir / "web.log")
         yield Portal(url, var_dir)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-        log.close()
 
 
 @pytest.fixture(scope="session")

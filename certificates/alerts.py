@@ -1,0 +1,189 @@
+"""E-mail to the people who look after certificates: expiry alerts, failed renewals, a monthly status.
+
+Each e-mail is a template triplet under templates/email/: NAME_subject.txt, NAME.txt and NAME.html.
+Every certificate alert is written to that certificate's history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import EmailMultiAlternatives
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, Q
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from .choices import EventKind, LifecycleState, OrderState
+from .models import Certificate, ExpiryAlert, Order
+from .services import SCHEDULER, record_event
+
+log = logging.getLogger(__name__)
+
+
+def recipients() -> list[str]:
+    """TRUSTVIEW_ALERT_EMAILS, or else every active administrator with an e-mail address."""
+    configured = [address for address in settings.TRUSTVIEW_ALERT_EMAILS if address]
+    if configured:
+        return configured
+    users = get_user_model().objects.filter(is_active=True, is_superuser=True).exclude(email="")
+    return sorted(set(users.values_list("email", flat=True)))
+
+
+def send(template: str, context: dict[str, Any], to: list[str]) -> None:
+    """Render a subject/text/HTML triplet and send it. Raises on a mail server error."""
+    context = {"base_url": settings.TRUSTVIEW_BASE_URL.rstrip("/"), **context}
+    subject = " ".join(render_to_string(f"email/{template}_subject.txt", context).split())
+    message = EmailMultiAlternatives(
+        subject=subject,
+        body=render_to_string(f"email/{template}.txt", context),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=to,
+    )
+    message.attach_alternative(render_to_string(f"email/{template}.html", context), "text/html")
+    message.send()
+
+
+# --- expiry ----------------------------------------------------------------------------------------
+
+
+def thresholds() -> list[int]:
+    """Days before expiry at which to alert, largest first (default 30 and 14)."""
+    return sorted({int(days) for days in settings.TRUSTVIEW_ALERT_THRESHOLDS_DAYS}, reverse=True)
+
+
+def send_expiry_alerts(now: dt.datetime | None = None) -> int:
+    """Alert once per (certificate, threshold) crossed, however late the run: crossing, not equality.
+
+    One query finds the certificates that crossed a threshold they have no alert for. When a run was
+    missed and several thresholds were crossed at once, one e-mail names the most urgent, and every
+    crossed threshold is recorded. Returns the number of e-mails sent.
+    """
+    now = now or timezone.now()
+    levels = thresholds()
+    if not levels:
+        return 0
+    to = recipients()
+    if not to:
+        log.warning("Expiry alerts are due but nobody is set to receive them (TRUSTVIEW_ALERT_EMAILS).")
+        return 0
+    needs_alert = Q()
+    for days in levels:
+        sent = ExpiryAlert.objects.filter(certificate=OuterRef("pk"), threshold_days=days)
+        needs_alert |= Q(~Exists(sent), not_after__lte=now + dt.timedelta(days=days))
+    due = Certificate.objects.filter(state=LifecycleState.ACTIVE, not_after__gt=now).filter(needs_alert)
+    count = 0
+    for certificate in due.select_related("organization"):
+        crossed = [days for days in levels if certificate.not_after <= now + dt.timedelta(days=days)]
+        try:
+            with transaction.atomic():
+                # The rows first: if the mail server fails, they roll back and the next run tries again.
+                ExpiryAlert.objects.bulk_create(
+                    [
+                        ExpiryAlert(certificate=certificate, threshold_days=days, recipients=to)
+                        for days in crossed
+                    ],
+                    ignore_conflicts=True,
+                )
+                _send_expiry_alert(certificate, min(crossed), levels, to, now)
+        except IntegrityError:
+            continue
+        except OSError:
+            log.exception(
+                "Could not send the expiry alert for certificate %s; will try again", certificate.pk
+            )
+            continue
+        count += 1
+    return count
+
+
+def _send_expiry_alert(
+    certificate: Certificate, threshold: int, levels: list[int], to: list[str], now: dt.datetime
+) -> None:
+    from .renewal import open_renewal, renewal_blocker
+
+    critical = threshold == min(levels)
+    days_left = (certificate.not_after - now).days
+    send(
+        "expiry_alert",
+        {
+            "certificate": certificate,
+            "days_left": days_left,
+            "critical": critical,
+            "threshold": threshold,
+            "renewal_blocker": renewal_blocker(certificate, now),
+            "open_renewal": open_renewal(certificate),
+        },
+        to,
+    )
+    record_event(
+        certificate,
+        EventKind.ALERT_SENT,
+        SCHEDULER,
+        f"{'Critical' if critical else 'Expiry'} alert sent: expires in {days_left} days.",
+        threshold_days=threshold,
+        recipients=to,
+    )
+
+
+# --- renewal failures ------------------------------------------------------------------------------
+
+
+def renewal_failed(order: Order) -> None:
+    """A renewal failed for good: tell a person at once, with what to do."""
+    _order_alert("renewal_failed", order, "Alert sent: renewal failed.")
+
+
+def renewal_keeps_failing(order: Order) -> None:
+    """A renewal keeps failing for a passing reason: tell a person once; the portal keeps trying."""
+    _order_alert("renewal_failing", order, f"Alert sent: renewal keeps failing ({order.attempts} attempts).")
+
+
+def _order_alert(template: str, order: Order, event_message: str) -> None:
+    to = recipients()
+    if not to:
+        log.error("Renewal order %s needs attention but nobody is set to receive alerts.", order.pk)
+        return
+    try:
+        send(template, {"order": order, "certificate": order.certificate}, to)
+    except OSError:
+        log.exception("Could not send the alert for renewal order %s", order.pk)
+        return
+    record_event(
+        order.certificate, EventKind.ALERT_SENT, SCHEDULER, event_message, order=order.pk, recipients=to
+    )
+
+
+# --- monthly status --------------------------------------------------------------------------------
+
+
+def send_monthly_status(now: dt.datetime | None = None, months: int = 3) -> bool:
+    """What expires in the coming months, and which renewals failed in the last month."""
+    now = now or timezone.now()
+    to = recipients()
+    if not to:
+        return False
+    horizon = now + dt.timedelta(days=31 * months)
+    expiring = list(
+        Certificate.objects.filter(state=LifecycleState.ACTIVE, not_after__gt=now, not_after__lte=horizon)
+        .select_related("organization")
+        .order_by("not_after")
+    )
+    failed = list(
+        Order.objects.filter(state=OrderState.FAILED, completed_at__gte=now - dt.timedelta(days=31))
+        .select_related("certificate")
+        .order_by("-completed_at")
+    )
+    expired = Certificate.objects.filter(
+        state=LifecycleState.ACTIVE, not_after__lte=now, not_after__gt=now - dt.timedelta(days=31)
+    ).count()
+    send(
+        "monthly_status",
+        {"expiring": expiring, "failed": failed, "expired_last_month": expired, "months": months, "now": now},
+        to,
+    )
+    return True

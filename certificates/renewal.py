@@ -1,0 +1,301 @@
+"""Renewing and blocking certificates through their CA, one safe step at a time.
+
+Each step re-reads its rows and can run twice: an order's next step is claimed with a conditional update
+(a lease on `next_attempt_at`), the CA gets the order's idempotency key on every request, and the
+database allows one open renewal per certificate. A lost task message or a killed worker only delays
+the next step until the sweep finds it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+import uuid
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from . import alerts, signals
+from .choices import OPEN_ORDER_STATES, EventKind, LifecycleState, OrderKind, OrderState, Source
+from .issuers import IssuerError, issuer_for
+from .models import Certificate, Order, Organization
+from .services import SCHEDULER, Actor, record_event, store_bundle
+from .x509 import Bundle
+
+log = logging.getLogger(__name__)
+
+# How long a worker owns an order step before another may take it (a killed worker's step is retried).
+LEASE = dt.timedelta(minutes=2)
+
+
+class RenewalNotPossible(Exception):
+    """Renewal cannot start; the message says why and what to do instead."""
+
+
+class BlockNotPossible(Exception):
+    """Blocking failed or cannot be done here; the message says why and what to do instead."""
+
+
+# --- may this certificate be renewed? ------------------------------------------------------------------
+
+
+def renewal_blocker(certificate: Certificate, now: dt.datetime | None = None) -> str | None:
+    """Why the portal cannot renew this certificate now, in a sentence; None when it can."""
+    now = now or timezone.now()
+    if certificate.state == LifecycleState.BLOCKED:
+        return "The certificate is blocked, so it cannot be renewed. Order a new certificate."
+    if certificate.not_after <= now:
+        return (
+            "The certificate has expired, so it cannot be renewed: order a new certificate (in MitID "
+            "Erhverv, make a new certificate profile and issue it from the Issue page)."
+        )
+    if certificate.state == LifecycleState.SUPERSEDED:
+        return "This certificate has already been renewed; its renewal supersedes it."
+    if not certificate.has_private_key:
+        return (
+            "The portal holds no private key for this certificate (monitor only), so it cannot renew it. "
+            "Import it with its private key, or renew it where it was issued."
+        )
+    issuer = issuer_for(certificate)
+    if issuer is None:
+        return "No CA connected to the portal issued this certificate; renew it where it was issued."
+    return issuer.renewal_refusal(certificate)
+
+
+def open_renewal(certificate: Certificate) -> Order | None:
+    return Order.objects.open().filter(certificate=certificate, kind=OrderKind.RENEW).first()
+
+
+# --- starting a renewal --------------------------------------------------------------------------------
+
+
+def request_renewal(certificate: Certificate, actor: Actor) -> tuple[Order, bool]:
+    """Open a renewal order (or find the one already open) and hand it to a worker.
+
+    Returns (order, created). Raises RenewalNotPossible with a sentence when renewal cannot start.
+    """
+    existing = open_renewal(certificate)
+    if existing is not None:
+        return existing, False
+    reason = renewal_blocker(certificate)
+    if reason:
+        raise RenewalNotPossible(reason)
+    user = actor if isinstance(actor, User) else None
+    label = user.get_username() if user is not None else (actor if isinstance(actor, str) else SCHEDULER)
+    try:
+        with transaction.atomic():
+            order = Order.objects.create(
+                certificate=certificate, kind=OrderKind.RENEW, requested_by=user, requested_by_label=label
+            )
+            record_event(
+                certificate, EventKind.RENEWAL_REQUESTED, actor, "Renewal requested.", order=order.pk
+            )
+    except IntegrityError:
+        # Someone else (another click, the scheduler) opened it a moment ago: that is the one.
+        existing = open_renewal(certificate)
+        if existing is None:
+            raise
+        return existing, False
+    transaction.on_commit(lambda: enqueue(order.pk))
+    return order, True
+
+
+def enqueue(order_id: int, delay: float = 0) -> None:
+    """Hand an order step to a worker. If the broker is down, the sweep finds the order later."""
+    from .tasks import process_order
+
+    try:
+        process_order.apply_async((order_id,), countdown=max(0.0, delay))
+    except Exception:  # the database is the truth; a lost message only delays the step
+        log.warning("Could not queue order %s; the sweep will pick it up", order_id, exc_info=True)
+
+
+# --- one step of an order ------------------------------------------------------------------------------
+
+
+def advance_order(order_id: int, now: dt.datetime | None = None) -> None:
+    """Take the next step of an open order, if it is due and no other worker holds it."""
+    now = now or timezone.now()
+    claimed = Order.objects.due(now).filter(pk=order_id).update(next_attempt_at=now + LEASE)
+    if not claimed:
+        return
+    order = Order.objects.select_related("certificate", "certificate__organization").get(pk=order_id)
+    certificate = order.certificate
+    issuer = issuer_for(certificate)
+    if certificate.state == LifecycleState.BLOCKED or certificate.not_after <= now or issuer is None:
+        _fail(
+            order, "not_renewable", renewal_blocker(certificate, now) or "The certificate cannot be renewed."
+        )
+        return
+    try:
+        if order.ca_order_id:
+            answer = issuer.order_status(certificate, order.ca_order_id)
+        else:
+            answer = issuer.request_renewal(certificate, idempotency_key=str(order.idempotency_key))
+    except IssuerError as error:
+        if error.transient:
+            _retry_later(order, error, now)
+        else:
+            _fail(order, error.code, error.sentence)
+        return
+    if answer.status == "issued" and answer.bundle is not None:
+        _complete(order, answer.bundle, issuer.name)
+        return
+    wait = min(max(answer.retry_after or settings.TRUSTVIEW_POLL_SECONDS, 1.0), 3600.0)
+    Order.objects.filter(pk=order.pk).update(
+        state=OrderState.IN_PROGRESS,
+        ca_order_id=answer.order_id,
+        attempts=0,
+        last_error_code="",
+        last_error="",
+        next_attempt_at=now + dt.timedelta(seconds=wait),
+    )
+    enqueue(order.pk, delay=wait)
+
+
+def backoff_seconds(failures: int, retry_after: float | None = None) -> float:
+    """Exponential backoff with jitter, capped; never sooner than the CA's Retry-After."""
+    base, cap = settings.TRUSTVIEW_RETRY_BASE_SECONDS, settings.TRUSTVIEW_RETRY_CAP_SECONDS
+    ceiling = min(cap, base * 2 ** max(failures - 1, 0))
+    delay = random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not a secret
+    return max(delay, retry_after or 0.0)
+
+
+def _retry_later(order: Order, error: IssuerError, now: dt.datetime) -> None:
+    failures = order.attempts + 1
+    wait = backoff_seconds(failures, error.retry_after)
+    Order.objects.filter(pk=order.pk).update(
+        attempts=failures,
+        last_error_code=error.code,
+        last_error=error.sentence,
+        next_attempt_at=now + dt.timedelta(seconds=wait),
+    )
+    log.warning("Renewal order %s: %s (failure %s); next try in %.0f s", order.pk, error.code, failures, wait)
+    # Keeps failing: tell a person once, and keep trying.
+    if failures >= settings.TRUSTVIEW_ALERT_AFTER_FAILURES and Order.objects.filter(
+        pk=order.pk, alerted=False
+    ).update(alerted=True):
+        order.refresh_from_db()
+        alerts.renewal_keeps_failing(order)
+    enqueue(order.pk, delay=wait)
+
+
+def _fail(order: Order, code: str, sentence: str) -> None:
+    """A permanent failure: the order ends, the history says why, and a person hears at once."""
+    with transaction.atomic():
+        updated = Order.objects.filter(pk=order.pk, state__in=OPEN_ORDER_STATES).update(
+            state=OrderState.FAILED, last_error_code=code, last_error=sentence, completed_at=timezone.now()
+        )
+        if not updated:
+            return
+        record_event(
+            order.certificate, EventKind.RENEWAL_FAILED, SCHEDULER, sentence, order=order.pk, code=code
+        )
+        if code == "renewal_not_enabled" and order.certificate.organization_id:
+            Organization.objects.filter(pk=order.certificate.organization_id).update(renewal_enabled=False)
+    order.refresh_from_db()
+    log.error("Renewal order %s failed: %s", order.pk, code)
+    alerts.renewal_failed(order)
+
+
+def _complete(order: Order, bundle: Bundle, issuer_name: str) -> None:
+    old = order.certificate
+    with transaction.atomic():
+        if not Order.objects.filter(pk=order.pk, state__in=OPEN_ORDER_STATES).select_for_update().exists():
+            return  # another worker completed it
+        (outcome,) = store_bundle(
+            bundle,
+            source=Source(old.source),
+            actor=SCHEDULER,
+            event_kind=EventKind.RENEWED,
+            message=f"Issued by {issuer_name} as the renewal of serial {old.serial_number_display}.",
+        )
+        new = outcome.certificate
+        if new.renewed_from_id is None:
+            # Not an OCES certificate (no UUID to link by): link it explicitly.
+            new.renewed_from = old
+            Certificate.objects.filter(pk=old.pk, state=LifecycleState.ACTIVE).update(
+                state=LifecycleState.SUPERSEDED
+            )
+        new.auto_renew, new.renew_before = old.auto_renew, old.renew_before
+        new.save()
+        Order.objects.filter(pk=order.pk).update(
+            state=OrderState.ISSUED,
+            new_certificate=new,
+            completed_at=timezone.now(),
+            last_error="",
+            last_error_code="",
+        )
+        if old.organization_id:
+            Organization.objects.filter(pk=old.organization_id).update(renewal_enabled=True)
+        signals.certificate_renewed.send(sender=Certificate, old=old, new=new)
+    log.info("Renewal order %s issued certificate %s", order.pk, new.serial_number)
+
+
+# --- the sweep -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class SweepResult:
+    opened: int
+    queued: int
+
+
+def sweep(now: dt.datetime | None = None) -> SweepResult:
+    """Open renewal orders for every certificate that is due, and queue every order step that is due.
+
+    One query finds what is due, whatever the inventory size (renew_at is indexed); a second finds the
+    order steps that are due, including those of a worker that died holding them.
+    """
+    now = now or timezone.now()
+    opened = 0
+    for certificate in Certificate.objects.due_for_renewal(now).select_related("organization"):
+        try:
+            _order, created = request_renewal(certificate, SCHEDULER)
+        except RenewalNotPossible as refusal:
+            log.info("Certificate %s is due but cannot be renewed: %s", certificate.pk, refusal)
+            continue
+        opened += created
+    due = list(Order.objects.due(now).values_list("pk", flat=True))
+    for order_id in due:
+        enqueue(order_id)
+    return SweepResult(opened=opened, queued=len(due))
+
+
+# --- blocking ------------------------------------------------------------------------------------------
+
+
+def block_certificate(certificate: Certificate, actor: Actor) -> None:
+    """Block (revoke) a certificate at its CA, then everywhere in the portal. Irreversible."""
+    if certificate.state == LifecycleState.BLOCKED:
+        return
+    issuer = issuer_for(certificate)
+    if issuer is None or not certificate.has_private_key:
+        raise BlockNotPossible(
+            "The portal cannot block this certificate at its CA (it holds no private key for it, or no "
+            "connected CA issued it). Block it where it was issued, for example in MitID Erhverv."
+        )
+    try:
+        issuer.block(
+            certificate, idempotency_key=str(uuid.uuid5(uuid.NAMESPACE_OID, certificate.fingerprint_sha256))
+        )
+    except IssuerError as error:
+        raise BlockNotPossible(error.sentence) from None
+    with transaction.atomic():
+        Certificate.objects.filter(pk=certificate.pk).update(
+            state=LifecycleState.BLOCKED, updated_at=timezone.now()
+        )
+        certificate.state = LifecycleState.BLOCKED
+        Order.objects.open().filter(certificate=certificate).update(
+            state=OrderState.FAILED,
+            last_error_code="certificate_blocked",
+            last_error="The certificate was blocked.",
+            completed_at=timezone.now(),
+        )
+        record_event(
+            certificate, EventKind.BLOCKED, actor, f"Blocked at {issuer.name}. This cannot be undone."
+        )
