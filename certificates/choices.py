@@ -62,6 +62,7 @@ class EventKind(models.TextChoices):
     BLOCKED = "blocked", "Blocked"
     KEY_DOWNLOADED = "key_downloaded", "Key downloaded"
     ALERT_SENT = "alert_sent", "Alert sent"
+    SETTINGS_CHANGED = "settings_changed", "Renewal settings changed"
 
 
 class OrderKind(models.TextChoices):

@@ -56,3 +56,16 @@ class CertificateFilterForm(forms.Form):
         required=False,
         choices=[("expiry", "Expiry, soonest first"), ("-expiry", "Expiry, latest first"), ("name", "Name")],
     )
+
+
+class RenewalSettingsForm(forms.Form):
+    """Per certificate: renew automatically or not, and how long before expiry."""
+
+    auto_renew = forms.BooleanField(label="Renew automatically", required=False)
+    renew_before_days = forms.IntegerField(
+        label="Renew this many days before expiry",
+        min_value=1,
+        max_value=365,
+        help_text="For a certificate whose lifetime is short compared with this, renewal starts when a "
+        "third of its lifetime is left.",
+    )

@@ -332,3 +332,22 @@ def download_name(certificate: Certificate) -> str:
     """A file name for downloads: the common name in plain letters, and the serial's start."""
     slug = slugify(certificate.subject_cn.translate(_DANISH_LETTERS))[:60] or "certificate"
     return f"{slug}-{certificate.serial_number[:8].lower()}"
+
+
+def change_renewal_settings(
+    certificate: Certificate, *, auto_renew: bool, renew_before_days: int, actor: Actor
+) -> bool:
+    """Set auto-renew and renew-before, writing the change to the history. Returns whether it changed."""
+    renew_before = dt.timedelta(days=renew_before_days)
+    if (certificate.auto_renew, certificate.renew_before) == (auto_renew, renew_before):
+        return False
+    with transaction.atomic():
+        certificate.auto_renew, certificate.renew_before = auto_renew, renew_before
+        certificate.save(update_fields=["auto_renew", "renew_before", "updated_at"])
+        record_event(
+            certificate,
+            EventKind.SETTINGS_CHANGED,
+            actor,
+            f"Automatic renewal {'on' if auto_renew else 'off'}, {renew_before_days} days before expiry.",
+        )
+    return True

@@ -17,4 +17,5 @@ urlpatterns = [
     path("<int:pk>/renew/", views.renew, name="renew"),
     path("<int:pk>/renewal/", views.renewal_status, name="renewal-status"),
     path("<int:pk>/block/", views.block, name="block"),
+    path("<int:pk>/renewal-settings/", views.renewal_settings, name="renewal-settings"),
 ]

@@ -14,7 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from .choices import STATUS_COLOURS, OrderKind
-from .forms import SORTS, CertificateFilterForm, ImportForm
+from .forms import SORTS, CertificateFilterForm, ImportForm, RenewalSettingsForm
 from .models import Certificate, Order
 from .renewal import (
     BlockNotPossible,
@@ -24,7 +24,13 @@ from .renewal import (
     renewal_blocker,
     request_renewal,
 )
-from .services import download_name, export_pkcs12, import_certificate_file, issuer_chain
+from .services import (
+    change_renewal_settings,
+    download_name,
+    export_pkcs12,
+    import_certificate_file,
+    issuer_chain,
+)
 from .x509 import CertificateFileError
 
 
@@ -70,6 +76,12 @@ def certificate_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "replaced_by": replaced_by,
             "open_renewal": order,
             "renewal_blocker": None if order else renewal_blocker(certificate),
+            "settings_form": RenewalSettingsForm(
+                initial={
+                    "auto_renew": certificate.auto_renew,
+                    "renew_before_days": certificate.renew_before.days,
+                }
+            ),
             "chain": issuer_chain(certificate),
             "events": certificate.events.all()[:200],
             "status_colours": STATUS_COLOURS,
@@ -188,3 +200,25 @@ def block(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, f"“{certificate.subject_cn}” is blocked.")
         return redirect(certificate)
     return render(request, "certificates/block.html", {"certificate": certificate})
+
+
+@require_POST
+@login_required
+def renewal_settings(request: HttpRequest, pk: int) -> HttpResponse:
+    certificate = get_object_or_404(Certificate, pk=pk)
+    form = RenewalSettingsForm(request.POST)
+    if form.is_valid():
+        if change_renewal_settings(
+            certificate,
+            auto_renew=form.cleaned_data["auto_renew"],
+            renew_before_days=form.cleaned_data["renew_before_days"],
+            actor=request.user,
+        ):
+            messages.success(request, "Renewal settings saved.")
+    else:
+        errors = "; ".join(
+            f"{form.fields[name].label}: {' '.join(str(e) for e in field_errors)}"
+            for name, field_errors in form.errors.items()
+        )
+        messages.error(request, f"The renewal settings were not saved. {errors}")
+    return redirect(certificate)
