@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from django import forms
 
-from .models import Environment, normalise_reference
+from certificates.choices import Environment
+
+from .models import normalise_reference
 
 
 class IssueForm(forms.Form):

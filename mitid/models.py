@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 
+from certificates.choices import Environment
 from certificates.models import Certificate, Organization
 
 
@@ -11,11 +12,6 @@ class ProfileType(models.TextChoices):
     ORGANISATION = "organisation", "Organisation"
     SYSTEM = "system", "System"
     EMPLOYEE = "employee", "Employee"
-
-
-class Environment(models.TextChoices):
-    TEST = "test", "Test"
-    PRODUCTION = "production", "Production"
 
 
 def normalise_reference(reference_number: str) -> str:

@@ -101,3 +101,34 @@ def redis_server(log_dir: Path) -> Iterator[str]:
                 pytest.fail(f"redis-server did not start: {(log_dir / 'redis.log').read_text()}")
             time.sleep(0.1)
         yield f"redis://127.0.0.1:{port}/0"
+
+
+@contextlib.contextmanager
+def running_portal(
+    var_dir: Path, simulator: Simulator, admin: tuple[str, str], workers: int = 1, **settings: str
+) -> Iterator[str]:
+    """The whole portal as `make run` starts it (web, worker, beat), with fast scheduler settings and its
+    own state under `var_dir`; yields its URL. `settings` are extra environment variables."""
+    env = portal_env(
+        var_dir,
+        simulator,
+        DJANGO_SUPERUSER_USERNAME=admin[0],
+        DJANGO_SUPERUSER_PASSWORD=admin[1],
+        TRUSTVIEW_SWEEP_SECONDS="2",
+        TRUSTVIEW_POLL_SECONDS="1",
+        **settings,
+    )
+    manage(env, "migrate", "--noinput")
+    manage(env, "ensure_superuser")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    web = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
+    with (
+        running("web", web, env, var_dir) as server,
+        running(
+            "worker", celery("worker", "--loglevel", "INFO", "--concurrency", str(workers)), env, var_dir
+        ),
+        running("beat", celery("beat", "--loglevel", "INFO"), env, var_dir),
+    ):
+        wait_for_http(url + "/accounts/login/", server, var_dir / "web.log")
+        yield url

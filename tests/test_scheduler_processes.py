@@ -10,13 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import re
 import sqlite3
-import sys
 import time
 from pathlib import Path
 
 import requests
 
-from .processes import celery, free_port, manage, portal_env, redis_server, running, wait_for_http
+from .processes import redis_server, running_portal
 
 LIFETIME_MINUTES = 0.5
 
@@ -55,41 +54,24 @@ def test_beat_renews_a_certificate_issued_in_the_portal_before_it_expires(simula
     simulator.cli("set-renewal-delay", "--seconds", "1")
     simulator.cli("set-validity", "--minutes", str(LIFETIME_MINUTES))
     try:
-        with redis_server(tmp_path) as redis_url:
-            env = portal_env(
-                tmp_path,
-                simulator,
-                REDIS_URL=redis_url,
-                TRUSTVIEW_SWEEP_SECONDS="2",
-                TRUSTVIEW_POLL_SECONDS="1",
-                DJANGO_SUPERUSER_USERNAME="ops",
-                DJANGO_SUPERUSER_PASSWORD="ops-password-42",
+        with (
+            redis_server(tmp_path) as redis_url,
+            running_portal(
+                tmp_path, simulator, ("ops", "ops-password-42"), workers=2, REDIS_URL=redis_url
+            ) as url,
+        ):
+            profile = simulator.create_profile(cvr="41414141", name="Kortlivet system")
+            original = issue_through_the_page(
+                url, {"pin": profile["pin"], "reference_number": profile["reference_number"]}
             )
-            manage(env, "migrate", "--noinput")
-            manage(env, "ensure_superuser")
-            port = free_port()
-            url = f"http://127.0.0.1:{port}"
-            web = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
-            with (
-                running("web", web, env, tmp_path) as server,
-                running(
-                    "worker", celery("worker", "--loglevel", "INFO", "--concurrency", "2"), env, tmp_path
-                ),
-                running("beat", celery("beat", "--loglevel", "INFO"), env, tmp_path),
-            ):
-                wait_for_http(url + "/accounts/login/", server, tmp_path / "web.log")
-                profile = simulator.create_profile(cvr="41414141", name="Kortlivet system")
-                original = issue_through_the_page(
-                    url, {"pin": profile["pin"], "reference_number": profile["reference_number"]}
-                )
-                database = tmp_path / "trustview.sqlite3"
-                deadline = time.monotonic() + 60
-                renewal = None
-                while renewal is None and time.monotonic() < deadline:
-                    renewal = next((row for row in certificates(database) if row[1] == original), None)
-                    time.sleep(0.5)
-                worker_log = (tmp_path / "worker.log").read_text(errors="replace")
-                assert renewal is not None, worker_log[-4000:]
+            database = tmp_path / "trustview.sqlite3"
+            deadline = time.monotonic() + 60
+            renewal = None
+            while renewal is None and time.monotonic() < deadline:
+                renewal = next((row for row in certificates(database) if row[1] == original), None)
+                time.sleep(0.5)
+            worker_log = (tmp_path / "worker.log").read_text(errors="replace")
+            assert renewal is not None, worker_log[-4000:]
     finally:
         simulator.cli("set-validity", "--default")
         simulator.cli("set-renewal-delay", "--seconds", "5")

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from ..processes import celery, free_port, manage, portal_env, running, wait_for_http
+from ..processes import running_portal
 from ..simulator_process import Simulator
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,25 +42,7 @@ class Portal:
 def portal(tmp_path_factory: pytest.TempPathFactory, simulator: Simulator) -> Iterator[Portal]:
     """Web, worker and beat on the embedded broker, as `make run` starts them, with their own state."""
     var_dir = tmp_path_factory.mktemp("portal-var")
-    env = portal_env(
-        var_dir,
-        simulator,
-        DJANGO_SUPERUSER_USERNAME=ADMIN[0],
-        DJANGO_SUPERUSER_PASSWORD=ADMIN[1],
-        TRUSTVIEW_SWEEP_SECONDS="2",
-        TRUSTVIEW_POLL_SECONDS="1",
-    )
-    manage(env, "migrate", "--noinput")
-    manage(env, "ensure_superuser")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    web = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
-    with (
-        running("web", web, env, var_dir) as server,
-        running("worker", celery("worker", "--loglevel", "INFO", "--concurrency", "1"), env, var_dir),
-        running("beat", celery("beat", "--loglevel", "INFO"), env, var_dir),
-    ):
-        wait_for_http(url + "/accounts/login/", server, var_dir / "web.log")
+    with running_portal(var_dir, simulator, ADMIN) as url:
         yield Portal(url, var_dir)
 
 
