@@ -51,6 +51,11 @@ class CertificateFilterForm(forms.Form):
     expires_within = forms.IntegerField(
         label="Expires within (days)", required=False, min_value=0, max_value=36500
     )
+    renewal = forms.ChoiceField(
+        label="Renewal",
+        required=False,
+        choices=[("", "Any"), ("in_progress", "In progress"), ("failing", "Failing")],
+    )
     sort = forms.ChoiceField(
         label="Sort",
         required=False,

@@ -119,6 +119,18 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
             holds_key=ExpressionWrapper(~Q(private_key_encrypted=""), output_field=models.BooleanField())
         )
 
+    def with_renewal_state(self, now: dt.datetime | None = None) -> CertificateQuerySet:
+        """Annotate `renewing` (an open renewal order) and `renewal_failing` (see `renewal_failing`)."""
+        return self.annotate(renewing=_renewing(), renewal_failing=_renewal_failing(now or timezone.now()))
+
+    def renewing(self) -> CertificateQuerySet:
+        """Certificates with a renewal order in progress."""
+        return self.filter(_renewing())
+
+    def renewal_failing(self, now: dt.datetime | None = None) -> CertificateQuerySet:
+        """Active certificates whose renewal is retrying after errors, or failed in the last 30 days."""
+        return self.filter(_renewal_failing(now or timezone.now()), state=LifecycleState.ACTIVE)
+
     def search(self, text: str) -> CertificateQuerySet:
         """Match a common name (part of it), a CVR, or the start of a serial number or fingerprint."""
         text = text.strip()
@@ -131,6 +143,21 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         if compact and all(ch in "0123456789ABCDEF" for ch in compact):
             condition |= Q(serial_number__startswith=compact) | Q(fingerprint_sha256__startswith=compact)
         return self.filter(condition)
+
+
+def _renewing() -> Exists:
+    return Exists(
+        Order.objects.filter(certificate=OuterRef("pk"), kind=OrderKind.RENEW, state__in=OPEN_ORDER_STATES)
+    )
+
+
+def _renewal_failing(now: dt.datetime) -> Exists:
+    return Exists(
+        Order.objects.filter(certificate=OuterRef("pk"), kind=OrderKind.RENEW).filter(
+            Q(state__in=OPEN_ORDER_STATES, attempts__gt=0)
+            | Q(state=OrderState.FAILED, completed_at__gt=now - dt.timedelta(days=30))
+        )
+    )
 
 
 def _status_condition(status: Status, now: dt.datetime) -> Q:

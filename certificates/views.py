@@ -10,10 +10,12 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from .choices import STATUS_COLOURS, OrderKind
+from . import dashboard as dashboard_data
+from .choices import OPEN_ORDER_STATES, STATUS_COLOURS, OrderKind
 from .forms import SORTS, CertificateFilterForm, ImportForm, RenewalSettingsForm
 from .models import Certificate, Order
 from .renewal import (
@@ -37,7 +39,7 @@ from .x509 import CertificateFileError
 @login_required
 def certificate_list(request: HttpRequest) -> HttpResponse:
     form = CertificateFilterForm(request.GET or None)
-    certificates = Certificate.objects.with_status().for_listing()
+    certificates = Certificate.objects.with_status().with_renewal_state().for_listing()
     sort = "expiry"
     if form.is_valid():
         data = form.cleaned_data
@@ -48,6 +50,10 @@ def certificate_list(request: HttpRequest) -> HttpResponse:
             certificates = certificates.filter(environment=data["environment"])
         if data["expires_within"] is not None:
             certificates = certificates.expiring_within(data["expires_within"])
+        if data["renewal"] == "in_progress":
+            certificates = certificates.renewing()
+        elif data["renewal"] == "failing":
+            certificates = certificates.renewal_failing()
         sort = data["sort"] or sort
     page = Paginator(certificates.order_by(*SORTS[sort]), settings.TRUSTVIEW_PAGE_SIZE).get_page(
         request.GET.get("page")
@@ -57,7 +63,12 @@ def certificate_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "certificates/list.html",
-        {"form": form, "page": page, "query": query.urlencode(), "status_colours": STATUS_COLOURS},
+        {
+            "form": form,
+            "page": page,
+            "query": query.urlencode(),
+            "any_renewing": any(getattr(c, "renewing", False) for c in page.object_list),
+        },
     )
 
 
@@ -222,3 +233,28 @@ def renewal_settings(request: HttpRequest, pk: int) -> HttpResponse:
         )
         messages.error(request, f"The renewal settings were not saved. {errors}")
     return redirect(certificate)
+
+
+@login_required
+def dashboard(request: HttpRequest) -> HttpResponse:
+    """What expires when, what is failing, and what happened lately."""
+    now = timezone.now()
+    return render(
+        request,
+        "certificates/dashboard.html",
+        {
+            "counts": dashboard_data.counts(now),
+            "chart": dashboard_data.expiry_chart(now),
+            "attention": dashboard_data.attention(now),
+            "events": dashboard_data.recent_events(),
+        },
+    )
+
+
+@login_required
+def open_renewals(request: HttpRequest) -> JsonResponse:
+    """Which certificates have a renewal in progress (for pages that refresh when one finishes)."""
+    ids = Order.objects.filter(kind=OrderKind.RENEW, state__in=OPEN_ORDER_STATES).values_list(
+        "certificate_id", flat=True
+    )
+    return JsonResponse({"open": sorted(ids)})

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import RedirectView
+
+from certificates.views import dashboard
 
 urlpatterns = [
-    path("", RedirectView.as_view(pattern_name="certificates:list", permanent=False), name="home"),
+    path("", dashboard, name="home"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
