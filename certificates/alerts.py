@@ -19,17 +19,18 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from .choices import EventKind, LifecycleState, OrderState
-from .models import Certificate, ExpiryAlert, Order
+from .models import Certificate, ExpiryAlert, NotificationSettings, Order
 from .services import SCHEDULER, record_event
 
 log = logging.getLogger(__name__)
 
 
 def recipients() -> list[str]:
-    """TRUSTVIEW_ALERT_EMAILS, or else every active administrator with an e-mail address."""
-    configured = [address for address in settings.TRUSTVIEW_ALERT_EMAILS if address]
+    """The recipients set in the portal, else TRUSTVIEW_ALERT_EMAILS, else every active administrator
+    with an e-mail address."""
+    configured = NotificationSettings.load().recipients or [a for a in settings.TRUSTVIEW_ALERT_EMAILS if a]
     if configured:
-        return configured
+        return list(configured)
     users = get_user_model().objects.filter(is_active=True, is_superuser=True).exclude(email="")
     return sorted(set(users.values_list("email", flat=True)))
 
@@ -52,8 +53,10 @@ def send(template: str, context: dict[str, Any], to: list[str]) -> None:
 
 
 def thresholds() -> list[int]:
-    """Days before expiry at which to alert, largest first (default 30 and 14)."""
-    return sorted({int(days) for days in settings.TRUSTVIEW_ALERT_THRESHOLDS_DAYS}, reverse=True)
+    """Days before expiry at which to alert, largest first: set in the portal, else in the environment
+    (default 30 and 14)."""
+    configured = NotificationSettings.load().thresholds_days or settings.TRUSTVIEW_ALERT_THRESHOLDS_DAYS
+    return sorted({int(days) for days in configured}, reverse=True)
 
 
 def send_expiry_alerts(now: dt.datetime | None = None) -> int:

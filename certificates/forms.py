@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.conf import settings
+from django.core.validators import validate_email
 
 from .choices import Environment, Status
 
@@ -74,3 +75,42 @@ class RenewalSettingsForm(forms.Form):
         help_text="For a certificate whose lifetime is short compared with this, renewal starts when a "
         "third of its lifetime is left.",
     )
+
+
+class NotificationSettingsForm(forms.Form):
+    """Alert recipients and thresholds; empty means "as configured in the environment"."""
+
+    recipients = forms.CharField(
+        label="Alert recipients",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="E-mail addresses, one per line or separated by commas. Empty: the administrators.",
+    )
+    thresholds_days = forms.CharField(
+        label="Expiry alert thresholds (days)",
+        required=False,
+        help_text="Days before expiry at which to send an alert, e.g. 30, 14. The smallest is critical.",
+    )
+
+    def clean_recipients(self) -> list[str]:
+        addresses = [part.strip() for part in self.cleaned_data["recipients"].replace(",", "\n").splitlines()]
+        addresses = [address for address in addresses if address]
+        invalid = [address for address in addresses if not _is_email(address)]
+        if invalid:
+            raise forms.ValidationError(f"Not an e-mail address: {', '.join(invalid)}.")
+        return list(dict.fromkeys(addresses))
+
+    def clean_thresholds_days(self) -> list[int]:
+        parts = [part.strip() for part in self.cleaned_data["thresholds_days"].replace(";", ",").split(",")]
+        parts = [part for part in parts if part]
+        if not all(part.isdigit() and 1 <= int(part) <= 365 for part in parts):
+            raise forms.ValidationError("Enter whole numbers of days from 1 to 365, separated by commas.")
+        return sorted({int(part) for part in parts}, reverse=True)
+
+
+def _is_email(value: str) -> bool:
+    try:
+        validate_email(value)
+    except forms.ValidationError:
+        return False
+    return True

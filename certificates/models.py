@@ -378,3 +378,21 @@ class ExpiryAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.certificate.subject_cn}: {self.threshold_days} days"
+
+
+class NotificationSettings(models.Model):
+    """Who receives alerts and at which thresholds, edited in the portal. One row; empty fields fall back to
+    TRUSTVIEW_ALERT_EMAILS / TRUSTVIEW_ALERT_THRESHOLDS_DAYS from the environment."""
+
+    recipients = models.JSONField(default=list, blank=True)
+    thresholds_days = models.JSONField(default=list, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return "Notification settings"
+
+    @classmethod
+    def load(cls) -> NotificationSettings:
+        """The one row (created empty on first use)."""
+        row, _ = cls.objects.get_or_create(pk=1)
+        return row

@@ -9,6 +9,7 @@ urlpatterns = [
     path("", views.certificate_list, name="list"),
     path("import/", views.certificate_import, name="import"),
     path("renewals/open.json", views.open_renewals, name="renewals-open"),
+    path("notifications/", views.notification_settings, name="notifications"),
     path("<int:pk>/", views.certificate_detail, name="detail"),
     path(
         "<int:pk>/certificate.pem", views.download_certificate, {"what": "certificate"}, name="download-pem"

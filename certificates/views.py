@@ -14,10 +14,11 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from . import alerts
 from . import dashboard as dashboard_data
 from .choices import OPEN_ORDER_STATES, STATUS_COLOURS, OrderKind
-from .forms import SORTS, CertificateFilterForm, ImportForm, RenewalSettingsForm
-from .models import Certificate, Order
+from .forms import SORTS, CertificateFilterForm, ImportForm, NotificationSettingsForm, RenewalSettingsForm
+from .models import Certificate, NotificationSettings, Order
 from .renewal import (
     BlockNotPossible,
     RenewalNotPossible,
@@ -258,3 +259,30 @@ def open_renewals(request: HttpRequest) -> JsonResponse:
         "certificate_id", flat=True
     )
     return JsonResponse({"open": sorted(ids)})
+
+
+@login_required
+def notification_settings(request: HttpRequest) -> HttpResponse:
+    """Who receives alerts, and at which thresholds."""
+    row = NotificationSettings.load()
+    initial = {
+        "recipients": "\n".join(row.recipients),
+        "thresholds_days": ", ".join(map(str, row.thresholds_days)),
+    }
+    form = NotificationSettingsForm(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        row.recipients = form.cleaned_data["recipients"]
+        row.thresholds_days = form.cleaned_data["thresholds_days"]
+        row.save()
+        messages.success(request, "Notification settings saved.")
+        return redirect("certificates:notifications")
+    return render(
+        request,
+        "certificates/notifications.html",
+        {
+            "form": form,
+            "effective_recipients": alerts.recipients(),
+            "effective_thresholds": alerts.thresholds(),
+        },
+        status=400 if form.errors else 200,
+    )

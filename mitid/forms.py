@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 from certificates.choices import Environment
+from certificates.models import Organization
 
-from .models import normalise_reference
+from .models import CertificateProfile, normalise_reference
 
 
 class IssueForm(forms.Form):
@@ -36,3 +39,64 @@ class IssueForm(forms.Form):
         if not normalise_reference(value):
             raise forms.ValidationError("Enter the reference number.")
         return str(value).strip()
+
+
+RENEWAL_ENABLED_CHOICES = [
+    ("", "Not known yet"),
+    ("yes", "Yes: Digst has enabled renewal"),
+    ("no", "No: not enabled (ask mitiderhverv@digst.dk)"),
+]
+
+
+class ProfileForm(forms.ModelForm):
+    """A certificate profile, with the organisation it belongs to (found or created by CVR)."""
+
+    cvr = forms.RegexField(
+        label="CVR", regex=r"^\d{8}$", error_messages={"invalid": "A CVR number has 8 digits."}, max_length=8
+    )
+    organisation_name = forms.CharField(label="Organisation name", max_length=200, required=False)
+    renewal_enabled = forms.ChoiceField(
+        label="Renewal enabled for the organisation",
+        choices=RENEWAL_ENABLED_CHOICES,
+        required=False,
+        help_text="Digst enables renewal per organisation on request by e-mail to mitiderhverv@digst.dk.",
+    )
+
+    class Meta:
+        model = CertificateProfile
+        fields = ["name", "type", "environment", "reference_number", "contact_name", "contact_email"]
+        labels = {
+            "name": "Profile name",
+            "reference_number": "Reference number",
+            "contact_email": "Contact e-mail",
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        organization = self.instance.organization if self.instance.pk else None
+        if organization is not None:
+            self.fields["cvr"].initial = organization.cvr
+            self.fields["organisation_name"].initial = organization.name
+            self.fields["renewal_enabled"].initial = {True: "yes", False: "no"}.get(
+                organization.renewal_enabled, ""
+            )
+
+    def clean_reference_number(self) -> str:
+        reference = normalise_reference(self.cleaned_data["reference_number"])
+        if not reference:
+            raise forms.ValidationError("Enter the reference number.")
+        clash = CertificateProfile.objects.filter(
+            environment=self.cleaned_data.get("environment"), reference_number=reference
+        ).exclude(pk=self.instance.pk)
+        if clash.exists():
+            raise forms.ValidationError("Another profile has this reference number in this environment.")
+        return reference
+
+    def save(self, commit: bool = True) -> CertificateProfile:
+        organization, _ = Organization.objects.get_or_create(cvr=self.cleaned_data["cvr"])
+        if self.cleaned_data["organisation_name"]:
+            organization.name = self.cleaned_data["organisation_name"]
+        organization.renewal_enabled = {"yes": True, "no": False}.get(self.cleaned_data["renewal_enabled"])
+        organization.save()
+        self.instance.organization = organization
+        return super().save(commit)

@@ -7,4 +7,7 @@ from . import views
 app_name = "mitid"
 urlpatterns = [
     path("issue/", views.issue, name="issue"),
+    path("profiles/", views.profile_list, name="profiles"),
+    path("profiles/new/", views.profile_edit, name="profile-new"),
+    path("profiles/<int:pk>/", views.profile_edit, name="profile-edit"),
 ]

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 
 from .errors import MitIDError
-from .forms import IssueForm
+from .forms import IssueForm, ProfileForm
+from .models import CertificateProfile
 from .services import issue_certificate
 
 
@@ -46,3 +48,30 @@ def issue(request: HttpRequest) -> HttpResponse:
                 )
             return redirect(certificate)
     return render(request, "mitid/issue.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@login_required
+def profile_list(request: HttpRequest) -> HttpResponse:
+    profiles = (
+        CertificateProfile.objects.select_related("organization")
+        .annotate(certificate_count=Count("certificates"))
+        .order_by("name")
+    )
+    return render(request, "mitid/profile_list.html", {"profiles": profiles})
+
+
+@login_required
+def profile_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    profile = get_object_or_404(CertificateProfile, pk=pk) if pk is not None else None
+    form = ProfileForm(request.POST or None, instance=profile)
+    if request.method == "POST" and form.is_valid():
+        saved = form.save()
+        messages.success(request, f"Profile “{saved.name}” saved.")
+        return redirect("mitid:profiles")
+    certificates = profile.certificates.order_by("-not_after") if profile else []
+    return render(
+        request,
+        "mitid/profile_form.html",
+        {"form": form, "profile": profile, "certificates": certificates},
+        status=400 if form.errors else 200,
+    )
