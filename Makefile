@@ -20,9 +20,11 @@ run: $(VENV)/.synced
 	$(PY) manage.py ensure_superuser
 	PORT=$(PORT) $(PY) -m trustview.run
 
+# The whole suite on PostgreSQL + Redis started for the run, then on SQLite (scripts/test.sh); fails when
+# either fails. `make test PYTEST_ARGS="-k readyz"` passes arguments to both pytest runs.
 test: $(VENV)/.synced
 	@scripts/system-packages.sh
-	$(PY) -m pytest
+	@scripts/test.sh $(PY) $(PYTEST_ARGS)
 
 lint: $(VENV)/.synced
 	$(VENV)/bin/ruff check .

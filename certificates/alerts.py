@@ -16,7 +16,8 @@ from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext_noop
 
 from .choices import EventKind, LifecycleState, OrderState
 from .models import Certificate, ExpiryAlert, NotificationSettings, Order
@@ -38,14 +39,15 @@ def recipients() -> list[str]:
 def send(template: str, context: dict[str, Any], to: list[str]) -> None:
     """Render a subject/text/HTML triplet and send it. Raises on a mail server error."""
     context = {"base_url": settings.TRUSTVIEW_BASE_URL.rstrip("/"), **context}
-    subject = " ".join(render_to_string(f"email/{template}_subject.txt", context).split())
-    message = EmailMultiAlternatives(
-        subject=subject,
-        body=render_to_string(f"email/{template}.txt", context),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=to,
-    )
-    message.attach_alternative(render_to_string(f"email/{template}.html", context), "text/html")
+    with translation.override(settings.TRUSTVIEW_EMAIL_LANGUAGE):
+        subject = " ".join(render_to_string(f"email/{template}_subject.txt", context).split())
+        message = EmailMultiAlternatives(
+            subject=subject,
+            body=render_to_string(f"email/{template}.txt", context),
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=to,
+        )
+        message.attach_alternative(render_to_string(f"email/{template}.html", context), "text/html")
     message.send()
 
 
@@ -127,7 +129,10 @@ def _send_expiry_alert(
         certificate,
         EventKind.ALERT_SENT,
         SCHEDULER,
-        f"{'Critical' if critical else 'Expiry'} alert sent: expires in {days_left} days.",
+        gettext_noop("Critical alert sent: expires in %(days)s days.")
+        if critical
+        else gettext_noop("Expiry alert sent: expires in %(days)s days."),
+        days=days_left,
         threshold_days=threshold,
         recipients=to,
     )
@@ -138,15 +143,20 @@ def _send_expiry_alert(
 
 def renewal_failed(order: Order) -> None:
     """A renewal failed for good: tell a person at once, with what to do."""
-    _order_alert("renewal_failed", order, "Alert sent: renewal failed.")
+    _order_alert("renewal_failed", order, gettext_noop("Alert sent: renewal failed."), {})
 
 
 def renewal_keeps_failing(order: Order) -> None:
     """A renewal keeps failing for a passing reason: tell a person once; the portal keeps trying."""
-    _order_alert("renewal_failing", order, f"Alert sent: renewal keeps failing ({order.attempts} attempts).")
+    _order_alert(
+        "renewal_failing",
+        order,
+        gettext_noop("Alert sent: renewal keeps failing (%(attempts)s attempts)."),
+        {"attempts": order.attempts},
+    )
 
 
-def _order_alert(template: str, order: Order, event_message: str) -> None:
+def _order_alert(template: str, order: Order, event_message: str, detail: dict[str, Any]) -> None:
     to = recipients()
     if not to:
         log.error("Renewal order %s needs attention but nobody is set to receive alerts.", order.pk)
@@ -157,7 +167,13 @@ def _order_alert(template: str, order: Order, event_message: str) -> None:
         log.exception("Could not send the alert for renewal order %s", order.pk)
         return
     record_event(
-        order.certificate, EventKind.ALERT_SENT, SCHEDULER, event_message, order=order.pk, recipients=to
+        order.certificate,
+        EventKind.ALERT_SENT,
+        SCHEDULER,
+        event_message,
+        order=order.pk,
+        recipients=to,
+        **detail,
     )
 
 

@@ -3,31 +3,32 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 
 class Source(models.TextChoices):
-    IMPORT = "import", "Imported"
-    MITID = "mitid", "MitID Erhverv"
-    ENDPOINT = "endpoint", "Endpoint scan"
+    IMPORT = "import", _("Imported")
+    MITID = "mitid", _("MitID Erhverv")
+    ENDPOINT = "endpoint", _("Endpoint scan")
 
 
 class LifecycleState(models.TextChoices):
     """Stored state; expired and expiring are derived from not_after, never stored."""
 
-    ACTIVE = "active", "Active"
-    SUPERSEDED = "superseded", "Superseded"
-    BLOCKED = "blocked", "Blocked"
+    ACTIVE = "active", _("Active")
+    SUPERSEDED = "superseded", _("Superseded")
+    BLOCKED = "blocked", _("Blocked")
 
 
 class Status(models.TextChoices):
     """What a person sees: the stored state combined with the clock (see CertificateQuerySet.with_status)."""
 
-    VALID = "valid", "Valid"
-    EXPIRING = "expiring", "Expiring"
-    EXPIRED = "expired", "Expired"
-    SUPERSEDED = "superseded", "Superseded"
-    BLOCKED = "blocked", "Blocked"
-    NOT_YET_VALID = "not_yet_valid", "Not yet valid"
+    VALID = "valid", _("Valid")
+    EXPIRING = "expiring", _("Expiring")
+    EXPIRED = "expired", _("Expired")
+    SUPERSEDED = "superseded", _("Superseded")
+    BLOCKED = "blocked", _("Blocked")
+    NOT_YET_VALID = "not_yet_valid", _("Not yet valid")
 
 
 STATUS_COLOURS = {
@@ -41,40 +42,40 @@ STATUS_COLOURS = {
 
 
 class Environment(models.TextChoices):
-    TEST = "test", "Test"
-    PRODUCTION = "production", "Production"
+    TEST = "test", _("Test")
+    PRODUCTION = "production", _("Production")
 
 
 class OcesType(models.TextChoices):
-    PERSON = "person", "Person"
-    EMPLOYEE = "employee", "Employee"
-    ORGANISATION = "organisation", "Organisation"
-    SYSTEM = "system", "System"
+    PERSON = "person", _("Person")
+    EMPLOYEE = "employee", _("Employee")
+    ORGANISATION = "organisation", _("Organisation")
+    SYSTEM = "system", _("System")
 
 
 class EventKind(models.TextChoices):
-    IMPORTED = "imported", "Imported"
-    ISSUED = "issued", "Issued"
-    KEY_ADDED = "key_added", "Private key added"
-    RENEWAL_REQUESTED = "renewal_requested", "Renewal requested"
-    RENEWED = "renewed", "Renewed"
-    RENEWAL_FAILED = "renewal_failed", "Renewal failed"
-    BLOCKED = "blocked", "Blocked"
-    KEY_DOWNLOADED = "key_downloaded", "Key downloaded"
-    ALERT_SENT = "alert_sent", "Alert sent"
-    SETTINGS_CHANGED = "settings_changed", "Renewal settings changed"
+    IMPORTED = "imported", _("Imported")
+    ISSUED = "issued", _("Issued")
+    KEY_ADDED = "key_added", _("Private key added")
+    RENEWAL_REQUESTED = "renewal_requested", _("Renewal requested")
+    RENEWED = "renewed", _("Renewed")
+    RENEWAL_FAILED = "renewal_failed", _("Renewal failed")
+    BLOCKED = "blocked", _("Blocked")
+    KEY_DOWNLOADED = "key_downloaded", _("Key downloaded")
+    ALERT_SENT = "alert_sent", _("Alert sent")
+    SETTINGS_CHANGED = "settings_changed", _("Renewal settings changed")
 
 
 class OrderKind(models.TextChoices):
-    ISSUE = "issue", "Issue"
-    RENEW = "renew", "Renew"
+    ISSUE = "issue", _("Issue")
+    RENEW = "renew", _("Renew")
 
 
 class OrderState(models.TextChoices):
-    PENDING = "pending", "Pending"
-    IN_PROGRESS = "in_progress", "In progress"
-    ISSUED = "issued", "Issued"
-    FAILED = "failed", "Failed"
+    PENDING = "pending", _("Pending")
+    IN_PROGRESS = "in_progress", _("In progress")
+    ISSUED = "issued", _("Issued")
+    FAILED = "failed", _("Failed")
 
 
 OPEN_ORDER_STATES = [OrderState.PENDING, OrderState.IN_PROGRESS]

@@ -5,22 +5,25 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 from django.core.validators import validate_email
+from django.utils.translation import gettext_lazy as _
 
 from .choices import Environment, Status
 
 
 class ImportForm(forms.Form):
     file = forms.FileField(
-        label="Certificate file",
-        help_text="PEM, DER or PKCS#12 (.pem, .crt, .cer, .der, .p12, .pfx), at most 1 MiB. "
-        "A PEM file may hold the chain and the private key too.",
+        label=_("Certificate file"),
+        help_text=_(
+            "PEM, DER or PKCS#12 (.pem, .crt, .cer, .der, .p12, .pfx), at most 1 MiB. "
+            "A PEM file may hold the chain and the private key too."
+        ),
     )
     password = forms.CharField(
-        label="Password",
+        label=_("Password"),
         required=False,
         strip=False,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
-        help_text="Only for a PKCS#12 file or an encrypted private key.",
+        help_text=_("Only for a PKCS#12 file or an encrypted private key."),
     )
 
     def clean_file(self) -> forms.Field:
@@ -28,8 +31,11 @@ class ImportForm(forms.Form):
         limit = settings.TRUSTVIEW_IMPORT_MAX_BYTES
         if upload.size > limit:
             raise forms.ValidationError(
-                f"The file is larger than {limit // 1024} KiB, too large for a certificate file. "
-                "Choose the certificate file itself."
+                _(
+                    "The file is larger than %(size)s KiB, too large for a certificate file. "
+                    "Choose the certificate file itself."
+                )
+                % {"size": limit // 1024}
             )
         return upload
 
@@ -44,36 +50,44 @@ SORTS = {
 class CertificateFilterForm(forms.Form):
     """The search and filters above the certificate list (all optional, read from the query string)."""
 
-    q = forms.CharField(label="Search", required=False, max_length=200)
-    status = forms.ChoiceField(label="Status", required=False, choices=[("", "Any status"), *Status.choices])
+    q = forms.CharField(label=_("Search"), required=False, max_length=200)
+    status = forms.ChoiceField(
+        label=_("Status"), required=False, choices=[("", _("Any status")), *Status.choices]
+    )
     environment = forms.ChoiceField(
-        label="Environment", required=False, choices=[("", "Any environment"), *Environment.choices]
+        label=_("Environment"), required=False, choices=[("", _("Any environment")), *Environment.choices]
     )
     expires_within = forms.IntegerField(
-        label="Expires within (days)", required=False, min_value=0, max_value=36500
+        label=_("Expires within (days)"), required=False, min_value=0, max_value=36500
     )
     renewal = forms.ChoiceField(
-        label="Renewal",
+        label=_("Renewal"),
         required=False,
-        choices=[("", "Any"), ("in_progress", "In progress"), ("failing", "Failing")],
+        choices=[("", _("Any")), ("in_progress", _("In progress")), ("failing", _("Failing"))],
     )
     sort = forms.ChoiceField(
-        label="Sort",
+        label=_("Sort"),
         required=False,
-        choices=[("expiry", "Expiry, soonest first"), ("-expiry", "Expiry, latest first"), ("name", "Name")],
+        choices=[
+            ("expiry", _("Expiry, soonest first")),
+            ("-expiry", _("Expiry, latest first")),
+            ("name", _("Name")),
+        ],
     )
 
 
 class RenewalSettingsForm(forms.Form):
     """Per certificate: renew automatically or not, and how long before expiry."""
 
-    auto_renew = forms.BooleanField(label="Renew automatically", required=False)
+    auto_renew = forms.BooleanField(label=_("Renew automatically"), required=False)
     renew_before_days = forms.IntegerField(
-        label="Renew this many days before expiry",
+        label=_("Renew this many days before expiry"),
         min_value=1,
         max_value=365,
-        help_text="For a certificate whose lifetime is short compared with this, renewal starts when a "
-        "third of its lifetime is left.",
+        help_text=_(
+            "For a certificate whose lifetime is short compared with this, renewal starts when a "
+            "third of its lifetime is left."
+        ),
     )
 
 
@@ -81,15 +95,15 @@ class NotificationSettingsForm(forms.Form):
     """Alert recipients and thresholds; empty means "as configured in the environment"."""
 
     recipients = forms.CharField(
-        label="Alert recipients",
+        label=_("Alert recipients"),
         required=False,
         widget=forms.Textarea(attrs={"rows": 4}),
-        help_text="E-mail addresses, one per line or separated by commas. Empty: the administrators.",
+        help_text=_("E-mail addresses, one per line or separated by commas. Empty: the administrators."),
     )
     thresholds_days = forms.CharField(
-        label="Expiry alert thresholds (days)",
+        label=_("Expiry alert thresholds (days)"),
         required=False,
-        help_text="Days before expiry at which to send an alert, e.g. 30, 14. The smallest is critical.",
+        help_text=_("Days before expiry at which to send an alert, e.g. 30, 14. The smallest is critical."),
     )
 
     def clean_recipients(self) -> list[str]:
@@ -97,14 +111,16 @@ class NotificationSettingsForm(forms.Form):
         addresses = [address for address in addresses if address]
         invalid = [address for address in addresses if not _is_email(address)]
         if invalid:
-            raise forms.ValidationError(f"Not an e-mail address: {', '.join(invalid)}.")
+            raise forms.ValidationError(
+                _("Not an e-mail address: %(addresses)s.") % {"addresses": ", ".join(invalid)}
+            )
         return list(dict.fromkeys(addresses))
 
     def clean_thresholds_days(self) -> list[int]:
         parts = [part.strip() for part in self.cleaned_data["thresholds_days"].replace(";", ",").split(",")]
         parts = [part for part in parts if part]
         if not all(part.isdigit() and 1 <= int(part) <= 365 for part in parts):
-            raise forms.ValidationError("Enter whole numbers of days from 1 to 365, separated by commas.")
+            raise forms.ValidationError(_("Enter whole numbers of days from 1 to 365, separated by commas."))
         return sorted({int(part) for part in parts}, reverse=True)
 
 

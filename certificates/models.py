@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Case, Exists, ExpressionWrapper, OuterRef, Q, Value, When
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from .choices import (
     OPEN_ORDER_STATES,
@@ -291,12 +292,26 @@ class Event(models.Model):
         indexes = [models.Index(fields=["certificate", "-created_at"], name="event_cert_time_idx")]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()}: {self.message}"
+        return f"{self.get_kind_display()}: {self.text}"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         if not self._state.adding:
             raise ValueError("Events are append-only and cannot be changed.")
         super().save(*args, **kwargs)
+
+    @property
+    def text(self) -> str:
+        """The message in the reader's language. `message` is stored as an English template with
+        %(name)s fields filled from `detail`; text values that are themselves catalogue sentences (a CA's
+        error, say) are translated too."""
+        values = {
+            key: gettext(value) if isinstance(value, str) and value else value
+            for key, value in self.detail.items()
+        }
+        try:
+            return gettext(self.message) % values
+        except (KeyError, ValueError, TypeError):
+            return self.message
 
 
 class OrderQuerySet(models.QuerySet["Order"]):
@@ -396,3 +411,21 @@ class NotificationSettings(models.Model):
         """The one row (created empty on first use)."""
         row, _ = cls.objects.get_or_create(pk=1)
         return row
+
+
+class SchedulerHeartbeat(models.Model):
+    """When a scheduled job last finished, one row per job, so /readyz can tell a scheduler that runs from
+    one that has stopped (beat down, no worker, broker down) without asking Celery."""
+
+    RENEWAL_SWEEP = "renewal-sweep"
+
+    name = models.CharField(max_length=100, unique=True)
+    last_success_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.last_success_at:%Y-%m-%d %H:%M:%S}"
+
+    @classmethod
+    def record(cls, name: str) -> None:
+        """Note that the job NAME has just finished successfully."""
+        cls.objects.update_or_create(name=name, defaults={"last_success_at": timezone.now()})

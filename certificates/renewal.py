@@ -18,11 +18,13 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from . import alerts, signals
 from .choices import OPEN_ORDER_STATES, EventKind, LifecycleState, OrderKind, OrderState, Source
 from .issuers import IssuerError, issuer_for
-from .models import Certificate, Order, Organization
+from .models import Certificate, Order, Organization, SchedulerHeartbeat
 from .services import SCHEDULER, Actor, record_event, store_bundle
 from .x509 import Bundle
 
@@ -47,22 +49,22 @@ def renewal_blocker(certificate: Certificate, now: dt.datetime | None = None) ->
     """Why the portal cannot renew this certificate now, in a sentence; None when it can."""
     now = now or timezone.now()
     if certificate.state == LifecycleState.BLOCKED:
-        return "The certificate is blocked, so it cannot be renewed. Order a new certificate."
+        return _("The certificate is blocked, so it cannot be renewed. Order a new certificate.")
     if certificate.not_after <= now:
-        return (
+        return _(
             "The certificate has expired, so it cannot be renewed: order a new certificate (in MitID "
             "Erhverv, make a new certificate profile and issue it from the Issue page)."
         )
     if certificate.state == LifecycleState.SUPERSEDED:
-        return "This certificate has already been renewed; its renewal supersedes it."
+        return _("This certificate has already been renewed; its renewal supersedes it.")
     if not certificate.has_private_key:
-        return (
+        return _(
             "The portal holds no private key for this certificate (monitor only), so it cannot renew it. "
             "Import it with its private key, or renew it where it was issued."
         )
     issuer = issuer_for(certificate)
     if issuer is None:
-        return "No CA connected to the portal issued this certificate; renew it where it was issued."
+        return _("No CA connected to the portal issued this certificate; renew it where it was issued.")
     return issuer.renewal_refusal(certificate)
 
 
@@ -92,7 +94,11 @@ def request_renewal(certificate: Certificate, actor: Actor) -> tuple[Order, bool
                 certificate=certificate, kind=OrderKind.RENEW, requested_by=user, requested_by_label=label
             )
             record_event(
-                certificate, EventKind.RENEWAL_REQUESTED, actor, "Renewal requested.", order=order.pk
+                certificate,
+                EventKind.RENEWAL_REQUESTED,
+                actor,
+                gettext_noop("Renewal requested."),
+                order=order.pk,
             )
     except IntegrityError:
         # Someone else (another click, the scheduler) opened it a moment ago: that is the one.
@@ -128,7 +134,9 @@ def advance_order(order_id: int, now: dt.datetime | None = None) -> None:
     issuer = issuer_for(certificate)
     if certificate.state == LifecycleState.BLOCKED or certificate.not_after <= now or issuer is None:
         _fail(
-            order, "not_renewable", renewal_blocker(certificate, now) or "The certificate cannot be renewed."
+            order,
+            "not_renewable",
+            renewal_blocker(certificate, now) or _("The certificate cannot be renewed."),
         )
         return
     try:
@@ -193,7 +201,13 @@ def _fail(order: Order, code: str, sentence: str) -> None:
         if not updated:
             return
         record_event(
-            order.certificate, EventKind.RENEWAL_FAILED, SCHEDULER, sentence, order=order.pk, code=code
+            order.certificate,
+            EventKind.RENEWAL_FAILED,
+            SCHEDULER,
+            "%(reason)s",
+            reason=sentence,
+            order=order.pk,
+            code=code,
         )
         if code == "renewal_not_enabled" and order.certificate.organization_id:
             Organization.objects.filter(pk=order.certificate.organization_id).update(renewal_enabled=False)
@@ -212,7 +226,9 @@ def _complete(order: Order, bundle: Bundle, issuer_name: str) -> None:
             source=Source(old.source),
             actor=SCHEDULER,
             event_kind=EventKind.RENEWED,
-            message=f"Issued by {issuer_name} as the renewal of serial {old.serial_number_display}.",
+            message=gettext_noop("Issued by %(issuer)s as the renewal of serial %(serial)s."),
+            issuer=issuer_name,
+            serial=old.serial_number_display,
         )
         new = outcome.certificate
         if new.renewed_from_id is None:
@@ -263,6 +279,8 @@ def sweep(now: dt.datetime | None = None) -> SweepResult:
     due = list(Order.objects.due(now).values_list("pk", flat=True))
     for order_id in due:
         enqueue(order_id)
+    # Proof of life for /readyz: beat sent the sweep, a worker ran it, and the database took it.
+    SchedulerHeartbeat.record(SchedulerHeartbeat.RENEWAL_SWEEP)
     return SweepResult(opened=opened, queued=len(due))
 
 
@@ -276,8 +294,10 @@ def block_certificate(certificate: Certificate, actor: Actor) -> None:
     issuer = issuer_for(certificate)
     if issuer is None or not certificate.has_private_key:
         raise BlockNotPossible(
-            "The portal cannot block this certificate at its CA (it holds no private key for it, or no "
-            "connected CA issued it). Block it where it was issued, for example in MitID Erhverv."
+            _(
+                "The portal cannot block this certificate at its CA (it holds no private key for it, or no "
+                "connected CA issued it). Block it where it was issued, for example in MitID Erhverv."
+            )
         )
     try:
         issuer.block(
@@ -293,9 +313,13 @@ def block_certificate(certificate: Certificate, actor: Actor) -> None:
         Order.objects.open().filter(certificate=certificate).update(
             state=OrderState.FAILED,
             last_error_code="certificate_blocked",
-            last_error="The certificate was blocked.",
+            last_error=gettext_noop("The certificate was blocked."),
             completed_at=timezone.now(),
         )
         record_event(
-            certificate, EventKind.BLOCKED, actor, f"Blocked at {issuer.name}. This cannot be undone."
+            certificate,
+            EventKind.BLOCKED,
+            actor,
+            gettext_noop("Blocked at %(issuer)s. This cannot be undone."),
+            issuer=issuer.name,
         )

@@ -14,6 +14,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import SignatureAlgorithmOID
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from .choices import EventKind, LifecycleState, OrderState
 from .models import Certificate, Order
@@ -86,15 +87,16 @@ def check_one(row: Certificate) -> bool:
         Order.objects.open().filter(certificate_id=row.pk).update(
             state=OrderState.FAILED,
             last_error_code="certificate_blocked",
-            last_error="The CA reports the certificate as revoked.",
+            last_error=gettext_noop("The CA reports the certificate as revoked."),
             completed_at=timezone.now(),
         )
         record_event(
             row,
             EventKind.BLOCKED,
             SCHEDULER,
-            f"The CA's OCSP responder reports it revoked ({reason}) since {when:%Y-%m-%d %H:%M} UTC.",
+            gettext_noop("The CA's OCSP responder reports it revoked (%(reason)s) since %(when)s UTC."),
             reason=reason,
+            when=f"{when:%Y-%m-%d %H:%M}",
         )
     return True
 

@@ -19,6 +19,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.text import slugify
+from django.utils.translation import gettext, gettext_noop
 
 from . import vault
 from .choices import EventKind, LifecycleState, Source
@@ -63,18 +64,21 @@ class ImportOutcome:
 
     @property
     def message(self) -> str:
-        name = f"“{self.certificate.subject_cn}”"
+        values = {
+            "name": self.certificate.subject_cn,
+            "serial": self.certificate.serial_number_display,
+            "date": _date(self.certificate),
+        }
         if not self.created:
-            text = f"Already present: {name} (serial {self.certificate.serial_number_display})."
-            return text + (" Its private key has been added." if self.key_added else "")
-        text = f"Imported {name}, valid to {_date(self.certificate)}."
+            text = gettext("Already present: “%(name)s” (serial %(serial)s).") % values
+            return text + (" " + gettext("Its private key has been added.") if self.key_added else "")
+        text = gettext("Imported “%(name)s”, valid to %(date)s.") % values
         if self.renewal_of is not None:
-            text += (
-                f" It is the renewal of the certificate valid to {_date(self.renewal_of)},"
-                " which is now superseded."
-            )
+            text += " " + gettext(
+                "It is the renewal of the certificate valid to %(date)s, which is now superseded."
+            ) % {"date": _date(self.renewal_of)}
         if self.certificate.has_private_key:
-            text += " Its private key is stored encrypted."
+            text += " " + gettext("Its private key is stored encrypted.")
         return text
 
 
@@ -94,21 +98,29 @@ def import_certificate_file(
     limit = settings.TRUSTVIEW_IMPORT_MAX_BYTES
     if len(data) > limit:
         raise CertificateFileError(
-            f"The file is larger than {limit // 1024} KiB, too large for a certificate file. "
-            "Choose the certificate file itself."
+            gettext(
+                "The file is larger than %(size)s KiB, too large for a certificate file. "
+                "Choose the certificate file itself."
+            )
+            % {"size": limit // 1024}
         )
     bundle = read_bundle(data, password)
-    origin = f" from “{filename}”" if filename else ""
     return store_bundle(
-        bundle, source=Source.IMPORT, actor=actor, event_kind=EventKind.IMPORTED, message=f"Imported{origin}."
+        bundle,
+        source=Source.IMPORT,
+        actor=actor,
+        event_kind=EventKind.IMPORTED,
+        message=gettext_noop("Imported from “%(filename)s”.") if filename else gettext_noop("Imported."),
+        filename=filename,
     )
 
 
 def store_bundle(
-    bundle: Bundle, *, source: Source, actor: Actor, event_kind: EventKind, message: str
+    bundle: Bundle, *, source: Source, actor: Actor, event_kind: EventKind, message: str, **detail: Any
 ) -> list[ImportOutcome]:
     """Store the certificates a bundle is about (its leaves), each with its chain and, if it is in the
-    bundle, its private key; one transaction. Used by import and by every issuer (a CA's PKCS#12)."""
+    bundle, its private key; one transaction. Used by import and by every issuer (a CA's PKCS#12).
+    `message` is the history entry's English template, `detail` its fields (see Event.text)."""
     owner = key_owner(bundle)
     with transaction.atomic():
         return [
@@ -120,6 +132,7 @@ def store_bundle(
                 actor=actor,
                 event_kind=event_kind,
                 message=message,
+                detail=detail,
             )
             for leaf in leaves(bundle)
         ]
@@ -134,6 +147,7 @@ def _store(
     actor: Actor,
     event_kind: EventKind,
     message: str,
+    detail: dict[str, Any],
 ) -> ImportOutcome:
     facts = describe(leaf)
     existing = Certificate.objects.filter(fingerprint_sha256=facts.fingerprint_sha256).first()
@@ -146,7 +160,7 @@ def _store(
         # Stored by someone else between our look-up and our insert: then it is simply present.
         existing = Certificate.objects.get(fingerprint_sha256=facts.fingerprint_sha256)
         return _complete_existing(existing, chain=chain, key=key, actor=actor)
-    record_event(certificate, event_kind, actor, message, with_private_key=key is not None)
+    record_event(certificate, event_kind, actor, message, with_private_key=key is not None, **detail)
     renewal_of = link_renewal_chain(certificate, actor)
     return ImportOutcome(certificate, created=True, renewal_of=renewal_of)
 
@@ -186,7 +200,9 @@ def _complete_existing(
     if key is not None and not certificate.has_private_key:
         certificate.private_key_encrypted = vault.seal(key)
         certificate.save(update_fields=["private_key_encrypted", "updated_at"])
-        record_event(certificate, EventKind.KEY_ADDED, actor, "Private key added by a new import.")
+        record_event(
+            certificate, EventKind.KEY_ADDED, actor, gettext_noop("Private key added by a new import.")
+        )
         key_added = True
     if chain and not certificate.chain_pem:
         certificate.chain_pem = to_pem(chain)
@@ -224,8 +240,9 @@ def link_renewal_chain(certificate: Certificate, actor: Actor) -> Certificate | 
                 member,
                 EventKind.RENEWED,
                 actor,
-                f"Superseded by its renewal, serial {successor.serial_number_display},"
-                f" valid to {_date(successor)}.",
+                gettext_noop("Superseded by its renewal, serial %(serial)s, valid to %(date)s."),
+                serial=successor.serial_number_display,
+                date=_date(successor),
                 replaced_by=successor.pk,
             )
         elif member is newest and member.state == LifecycleState.SUPERSEDED:
@@ -304,7 +321,7 @@ def export_pkcs12(certificate: Certificate, actor: Actor) -> Pkcs12Export:
     password is returned to be shown once and is stored nowhere; the download is written to the history.
     """
     if not certificate.has_private_key:
-        raise ValueError("This certificate has no private key in the portal (monitor only).")
+        raise ValueError(gettext("The portal holds no private key for this certificate (monitor only)."))
     key = vault.unseal(certificate.private_key_encrypted)
     password = secrets.token_urlsafe(15)
     encryption = (
@@ -321,7 +338,9 @@ def export_pkcs12(certificate: Certificate, actor: Actor) -> Pkcs12Export:
         load_pem_list(certificate.chain_pem) or None,
         encryption,
     )
-    record_event(certificate, EventKind.KEY_DOWNLOADED, actor, "Private key downloaded as PKCS#12.")
+    record_event(
+        certificate, EventKind.KEY_DOWNLOADED, actor, gettext_noop("Private key downloaded as PKCS#12.")
+    )
     return Pkcs12Export(filename=f"{download_name(certificate)}.p12", data=data, password=password)
 
 
@@ -348,6 +367,9 @@ def change_renewal_settings(
             certificate,
             EventKind.SETTINGS_CHANGED,
             actor,
-            f"Automatic renewal {'on' if auto_renew else 'off'}, {renew_before_days} days before expiry.",
+            gettext_noop("Automatic renewal on, %(days)s days before expiry.")
+            if auto_renew
+            else gettext_noop("Automatic renewal off, %(days)s days before expiry."),
+            days=renew_before_days,
         )
     return True

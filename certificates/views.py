@@ -11,6 +11,8 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
@@ -148,7 +150,7 @@ def download_pkcs12(request: HttpRequest, pk: int) -> HttpResponse:
     """
     certificate = get_object_or_404(Certificate, pk=pk)
     if not certificate.has_private_key:
-        messages.error(request, "The portal holds no private key for this certificate (monitor only).")
+        messages.error(request, _("The portal holds no private key for this certificate (monitor only)."))
         return redirect(certificate)
     export = export_pkcs12(certificate, request.user)
     return render(
@@ -169,9 +171,11 @@ def renew(request: HttpRequest, pk: int) -> HttpResponse:
         messages.error(request, str(refusal))
     else:
         if created:
-            messages.success(request, "Renewal requested. This page shows when the new certificate is ready.")
+            messages.success(
+                request, _("Renewal requested. This page shows when the new certificate is ready.")
+            )
         else:
-            messages.info(request, "A renewal of this certificate is already in progress.")
+            messages.info(request, _("A renewal of this certificate is already in progress."))
     return redirect(certificate)
 
 
@@ -191,7 +195,7 @@ def renewal_status(request: HttpRequest, pk: int) -> JsonResponse:
             "state": order.state,
             "label": order.get_state_display(),
             "retrying": bool(order.last_error_code) and order.is_open,
-            "last_error": order.last_error,
+            "last_error": gettext(order.last_error) if order.last_error else "",
             "new_certificate_url": order.new_certificate.get_absolute_url()
             if order.new_certificate
             else None,
@@ -209,7 +213,7 @@ def block(request: HttpRequest, pk: int) -> HttpResponse:
         except BlockNotPossible as refusal:
             messages.error(request, str(refusal))
         else:
-            messages.success(request, f"“{certificate.subject_cn}” is blocked.")
+            messages.success(request, _("“%(name)s” is blocked.") % {"name": certificate.subject_cn})
         return redirect(certificate)
     return render(request, "certificates/block.html", {"certificate": certificate})
 
@@ -226,13 +230,13 @@ def renewal_settings(request: HttpRequest, pk: int) -> HttpResponse:
             renew_before_days=form.cleaned_data["renew_before_days"],
             actor=request.user,
         ):
-            messages.success(request, "Renewal settings saved.")
+            messages.success(request, _("Renewal settings saved."))
     else:
         errors = "; ".join(
             f"{form.fields[name].label}: {' '.join(str(e) for e in field_errors)}"
             for name, field_errors in form.errors.items()
         )
-        messages.error(request, f"The renewal settings were not saved. {errors}")
+        messages.error(request, _("The renewal settings were not saved. %(errors)s") % {"errors": errors})
     return redirect(certificate)
 
 
@@ -274,7 +278,7 @@ def notification_settings(request: HttpRequest) -> HttpResponse:
         row.recipients = form.cleaned_data["recipients"]
         row.thresholds_days = form.cleaned_data["thresholds_days"]
         row.save()
-        messages.success(request, "Notification settings saved.")
+        messages.success(request, _("Notification settings saved."))
         return redirect("certificates:notifications")
     return render(
         request,

@@ -13,7 +13,7 @@ import datetime as dt
 import re
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -21,6 +21,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID, NameOID, SignatureAlgorithmOID
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+if TYPE_CHECKING:
+    from django.utils.functional import _StrPromise as StrPromise
 
 PrivateKey = (
     rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey
@@ -52,8 +57,8 @@ class CertificateFileError(ValueError):
     `field` says which input the sentence is about ("file" or "password"), so a form can put it there.
     """
 
-    def __init__(self, message: str, field: str = "file") -> None:
-        super().__init__(message)
+    def __init__(self, message: str | StrPromise, field: str = "file") -> None:
+        super().__init__(str(message))
         self.field = field
 
 
@@ -105,24 +110,26 @@ def read_bundle(data: bytes, password: str | None = None) -> Bundle:
     damaged, needs a (different) password, or holds a key that belongs to none of its certificates.
     """
     if not data.strip():
-        raise CertificateFileError("The file is empty.")
+        raise CertificateFileError(_("The file is empty."))
     bundle = _read_pem(data, password) if b"-----BEGIN " in data else _read_binary(data, password)
     if not bundle.certificates:
         if bundle.private_key is not None:
             raise CertificateFileError(
-                "The file holds a private key but no certificate. Import the certificate with it."
+                _("The file holds a private key but no certificate. Import the certificate with it.")
             )
         raise CertificateFileError(_NOT_A_CERTIFICATE)
     bundle.certificates = _unique(bundle.certificates)
     if bundle.private_key is not None and key_owner(bundle) is None:
-        raise CertificateFileError("The private key in the file does not belong to the certificate.")
+        raise CertificateFileError(_("The private key in the file does not belong to the certificate."))
     return bundle
 
 
-_NOT_A_CERTIFICATE = (
+_NOT_A_CERTIFICATE = gettext_lazy(
     "The file is not a certificate. Choose a PEM, DER or PKCS#12 file (.pem, .crt, .cer, .der, .p12, .pfx)."
 )
-_DAMAGED = "The file is damaged: it looks like a certificate file but cannot be read. Export it again."
+_DAMAGED = gettext_lazy(
+    "The file is damaged: it looks like a certificate file but cannot be read. Export it again."
+)
 
 
 def _read_pem(data: bytes, password: str | None) -> Bundle:
@@ -142,7 +149,7 @@ def _read_pem(data: bytes, password: str | None) -> Bundle:
         elif label in _PEM_KEY_LABELS:
             if bundle.private_key is not None:
                 raise CertificateFileError(
-                    "The file holds more than one private key. Import one key at a time."
+                    _("The file holds more than one private key. Import one key at a time.")
                 )
             bundle.private_key = _read_pem_key(text, password)
     if not bundle.certificates and bundle.private_key is None and b"-----BEGIN CERTIFICATE" in data:
@@ -160,7 +167,7 @@ def _read_pem_key(text: bytes, password: str | None) -> PrivateKey:
     encrypted = b"ENCRYPTED" in text
     if encrypted and not password:
         raise CertificateFileError(
-            "The private key in the file is protected by a password. Enter the password and try again.",
+            _("The private key in the file is protected by a password. Enter the password and try again."),
             field="password",
         )
     try:
@@ -170,10 +177,10 @@ def _read_pem_key(text: bytes, password: str | None) -> PrivateKey:
     except (ValueError, TypeError) as exc:
         if encrypted:
             raise CertificateFileError(
-                "The password does not open the private key in the file.", field="password"
+                _("The password does not open the private key in the file."), field="password"
             ) from exc
         raise CertificateFileError(
-            "The private key in the file is damaged or of a kind that is not supported."
+            _("The private key in the file is damaged or of a kind that is not supported.")
         ) from exc
     return _supported_key(key)
 
@@ -185,7 +192,7 @@ def _supported_key(key: object) -> PrivateKey:
     ):
         return key
     raise CertificateFileError(
-        "The private key in the file is of a kind that is not supported (use RSA or EC)."
+        _("The private key in the file is of a kind that is not supported (use RSA or EC).")
     )
 
 
@@ -220,11 +227,11 @@ def _read_pkcs12(data: bytes, password: str | None) -> Bundle:
         return Bundle(certificates=certificates, private_key=key)
     if password:
         raise CertificateFileError(
-            "The password does not open this PKCS#12 file. Check the password and try again.",
+            _("The password does not open this PKCS#12 file. Check the password and try again."),
             field="password",
         )
     raise CertificateFileError(
-        "This PKCS#12 file is protected by a password. Enter the password and try again.", field="password"
+        _("This PKCS#12 file is protected by a password. Enter the password and try again."), field="password"
     )
 
 

@@ -6,49 +6,67 @@ up in an error message, a log line or a page.
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from certificates.choices import Environment
 from certificates.issuers import IssuerError
 
 # Codes the client treats as "try again later" (docs/protocol.md section 2).
 TRANSIENT_CODES = frozenset({"rate_limited", "unavailable"})
 
 SENTENCES = {
-    "invalid_request": "MitID Erhverv did not accept the request. Check the reference number and PIN.",
-    "invalid_pin": "The PIN is not right.",
+    "invalid_request": _("MitID Erhverv did not accept the request. Check the reference number and PIN."),
+    "invalid_pin": _("The PIN is not right."),
     "pin_locked": (
-        "The PIN is locked after too many wrong attempts. Make a new PIN for the certificate profile "
-        "in MitID Erhverv and try again."
+        _(
+            "The PIN is locked after too many wrong attempts. Make a new PIN for the certificate profile "
+            "in MitID Erhverv and try again."
+        )
     ),
     "unknown_reference": (
-        "No certificate profile has this reference number in the {environment} environment. Check the "
-        "number, and that you chose the right environment."
+        _(
+            "No certificate profile has this reference number in the %(environment)s environment. Check the "
+            "number, and that you chose the right environment."
+        )
     ),
     "reference_used": (
-        "This reference number has already been used to issue a certificate. Make a new certificate "
-        "profile (or a new PIN) in MitID Erhverv."
+        _(
+            "This reference number has already been used to issue a certificate. Make a new certificate "
+            "profile (or a new PIN) in MitID Erhverv."
+        )
     ),
     "client_certificate_required": (
-        "MitID Erhverv needs the current certificate to authenticate this request."
+        _("MitID Erhverv needs the current certificate to authenticate this request.")
     ),
-    "unknown_certificate": "MitID Erhverv does not know this certificate in the {environment} environment.",
+    "unknown_certificate": _(
+        "MitID Erhverv does not know this certificate in the %(environment)s environment."
+    ),
     "renewal_not_enabled": (
-        "MitID Erhverv has not enabled renewal for this organisation. Ask Digst to enable it by e-mail "
-        "to mitiderhverv@digst.dk."
+        _(
+            "MitID Erhverv has not enabled renewal for this organisation. Ask Digst to enable it by e-mail "
+            "to mitiderhverv@digst.dk."
+        )
     ),
-    "certificate_blocked": "The certificate is blocked, so it cannot be renewed. Issue a new certificate.",
+    "certificate_blocked": _("The certificate is blocked, so it cannot be renewed. Issue a new certificate."),
     "certificate_expired": (
-        "The certificate has expired, so it cannot be renewed. Issue a new certificate with a new "
-        "certificate profile in MitID Erhverv."
+        _(
+            "The certificate has expired, so it cannot be renewed. Issue a new certificate with a new "
+            "certificate profile in MitID Erhverv."
+        )
     ),
-    "order_not_found": "MitID Erhverv does not know this order for this certificate.",
-    "idempotency_key_reused": "MitID Erhverv refused a repeated request that did not match the first one.",
-    "idempotency_key_required": "MitID Erhverv refused the request (no Idempotency-Key).",
-    "rate_limited": "MitID Erhverv is busy right now. Nothing was changed; try again later.",
-    "unavailable": "MitID Erhverv is unavailable right now. Nothing was changed; try again later.",
+    "order_not_found": _("MitID Erhverv does not know this order for this certificate."),
+    "idempotency_key_reused": _("MitID Erhverv refused a repeated request that did not match the first one."),
+    "idempotency_key_required": _("MitID Erhverv refused the request (no Idempotency-Key)."),
+    "rate_limited": _("MitID Erhverv is busy right now. Nothing was changed; try again later."),
+    "unavailable": _("MitID Erhverv is unavailable right now. Nothing was changed; try again later."),
     "tls_error": (
-        "The secure connection to MitID Erhverv failed: its server certificate is not trusted "
-        "(check MITID_CA_BUNDLE), or it refused the client certificate."
+        _(
+            "The secure connection to MitID Erhverv failed: its server certificate is not trusted "
+            "(check MITID_CA_BUNDLE), or it refused the client certificate."
+        )
     ),
-    "unexpected_response": "MitID Erhverv gave an answer the portal does not understand. Try again later.",
+    "unexpected_response": _("MitID Erhverv gave an answer the portal does not understand. Try again later."),
 }
 
 
@@ -82,11 +100,15 @@ class MitIDError(IssuerError):
     @property
     def sentence(self) -> str:
         """What to tell the person who asked, in one or two sentences."""
-        text = SENTENCES.get(self.code, SENTENCES["unexpected_response"])
-        text = text.format(environment=self.environment or "chosen")
+        text = str(SENTENCES.get(self.code, SENTENCES["unexpected_response"]))
+        environment = Environment(self.environment).label if self.environment in Environment.values else "?"
+        text = text % {"environment": str(environment).lower()} if "%(environment)s" in text else text
         if self.code == "invalid_pin" and self.attempts_left is not None:
-            plural = "attempt is" if self.attempts_left == 1 else "attempts are"
-            text += f" {self.attempts_left} {plural} left before the PIN is locked."
+            text += " " + ngettext(
+                "%(count)s attempt is left before the PIN is locked.",
+                "%(count)s attempts are left before the PIN is locked.",
+                self.attempts_left,
+            ) % {"count": self.attempts_left}
         return text
 
     def __repr__(self) -> str:

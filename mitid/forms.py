@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.utils.translation import gettext_lazy as _
 
 from certificates.choices import Environment
 from certificates.models import Organization
@@ -14,37 +15,37 @@ from .models import CertificateProfile, normalise_reference
 
 class IssueForm(forms.Form):
     pin = forms.CharField(
-        label="PIN",
+        label=_("PIN"),
         max_length=64,
         strip=True,
         widget=forms.PasswordInput(attrs={"autocomplete": "one-time-code", "autofocus": True}),
-        help_text="The one-time code MitID Erhverv showed when the certificate profile was created.",
+        help_text=_("The one-time code MitID Erhverv showed when the certificate profile was created."),
     )
     reference_number = forms.CharField(
-        label="Reference number",
+        label=_("Reference number"),
         max_length=64,
         widget=forms.TextInput(attrs={"autocomplete": "off", "spellcheck": "false"}),
-        help_text="The certificate profile's reference number, with or without spaces.",
+        help_text=_("The certificate profile's reference number, with or without spaces."),
     )
     environment = forms.ChoiceField(
-        label="Environment",
+        label=_("Environment"),
         choices=Environment.choices,
         initial=Environment.TEST,
         widget=forms.RadioSelect,
-        help_text="Test certificates come from the test CA (OU=Test - cti); production ones are real.",
+        help_text=_("Test certificates come from the test CA (OU=Test - cti); production ones are real."),
     )
 
     def clean_reference_number(self) -> str:
         value = self.cleaned_data["reference_number"]
         if not normalise_reference(value):
-            raise forms.ValidationError("Enter the reference number.")
+            raise forms.ValidationError(_("Enter the reference number."))
         return str(value).strip()
 
 
 RENEWAL_ENABLED_CHOICES = [
-    ("", "Not known yet"),
-    ("yes", "Yes: Digst has enabled renewal"),
-    ("no", "No: not enabled (ask mitiderhverv@digst.dk)"),
+    ("", _("Not known yet")),
+    ("yes", _("Yes: Digst has enabled renewal")),
+    ("no", _("No: not enabled (ask mitiderhverv@digst.dk)")),
 ]
 
 
@@ -52,23 +53,26 @@ class ProfileForm(forms.ModelForm):
     """A certificate profile, with the organisation it belongs to (found or created by CVR)."""
 
     cvr = forms.RegexField(
-        label="CVR", regex=r"^\d{8}$", error_messages={"invalid": "A CVR number has 8 digits."}, max_length=8
+        label=_("CVR"),
+        regex=r"^\d{8}$",
+        error_messages={"invalid": _("A CVR number has 8 digits.")},
+        max_length=8,
     )
-    organisation_name = forms.CharField(label="Organisation name", max_length=200, required=False)
+    organisation_name = forms.CharField(label=_("Organisation name"), max_length=200, required=False)
     renewal_enabled = forms.ChoiceField(
-        label="Renewal enabled for the organisation",
+        label=_("Renewal enabled for the organisation"),
         choices=RENEWAL_ENABLED_CHOICES,
         required=False,
-        help_text="Digst enables renewal per organisation on request by e-mail to mitiderhverv@digst.dk.",
+        help_text=_("Digst enables renewal per organisation on request by e-mail to mitiderhverv@digst.dk."),
     )
 
     class Meta:
         model = CertificateProfile
         fields = ["name", "type", "environment", "reference_number", "contact_name", "contact_email"]
         labels = {
-            "name": "Profile name",
-            "reference_number": "Reference number",
-            "contact_email": "Contact e-mail",
+            "name": _("Profile name"),
+            "reference_number": _("Reference number"),
+            "contact_email": _("Contact e-mail"),
         }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -84,12 +88,12 @@ class ProfileForm(forms.ModelForm):
     def clean_reference_number(self) -> str:
         reference = normalise_reference(self.cleaned_data["reference_number"])
         if not reference:
-            raise forms.ValidationError("Enter the reference number.")
+            raise forms.ValidationError(_("Enter the reference number."))
         clash = CertificateProfile.objects.filter(
             environment=self.cleaned_data.get("environment"), reference_number=reference
         ).exclude(pk=self.instance.pk)
         if clash.exists():
-            raise forms.ValidationError("Another profile has this reference number in this environment.")
+            raise forms.ValidationError(_("Another profile has this reference number in this environment."))
         return reference
 
     def save(self, commit: bool = True) -> CertificateProfile:

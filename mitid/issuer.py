@@ -27,7 +27,7 @@ class MitIDIssuer:
     def renewal_refusal(self, certificate: Certificate) -> str | None:
         organization = certificate.organization
         if organization is not None and organization.renewal_enabled is False:
-            return NOT_ENABLED
+            return str(NOT_ENABLED)
         return None
 
     def request_renewal(self, certificate: Certificate, *, idempotency_key: str) -> IssuerOrder:

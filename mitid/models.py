@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from django.db import models
+from django.utils.translation import gettext_lazy as _
 
 from certificates.choices import Environment
 from certificates.models import Certificate, Organization
 
 
 class ProfileType(models.TextChoices):
-    ORGANISATION = "organisation", "Organisation"
-    SYSTEM = "system", "System"
-    EMPLOYEE = "employee", "Employee"
+    ORGANISATION = "organisation", _("Organisation")
+    SYSTEM = "system", _("System")
+    EMPLOYEE = "employee", _("Employee")
 
 
 def normalise_reference(reference_number: str) -> str:
@@ -32,7 +33,7 @@ class CertificateProfile(models.Model):
     name = models.CharField(max_length=200)
     type = models.CharField(max_length=16, choices=ProfileType.choices, default=ProfileType.SYSTEM)
     environment = models.CharField(max_length=16, choices=Environment.choices, default=Environment.TEST)
-    reference_number = models.CharField(max_length=64, help_text="As shown in MitID Erhverv.")
+    reference_number = models.CharField(max_length=64, help_text=_("As shown in MitID Erhverv."))
     contact_name = models.CharField(max_length=200, blank=True)
     contact_email = models.EmailField(blank=True)
     certificates = models.ManyToManyField(Certificate, blank=True, related_name="mitid_profiles")

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.db import transaction
+from django.utils.translation import gettext_noop
 
 from certificates.choices import EventKind, OcesType, Source
 from certificates.models import Certificate
@@ -71,7 +72,11 @@ def issue_certificate(*, environment: str, reference_number: str, pin: str, acto
             source=Source.MITID,
             actor=actor,
             event_kind=EventKind.ISSUED,
-            message=f"Issued by MitID Erhverv ({environment}) with reference number {reference_number}.",
+            message=gettext_noop(
+                "Issued by MitID Erhverv (%(environment)s) with reference number %(reference)s."
+            ),
+            environment=environment,
+            reference=reference_number,
         )
         certificate = outcome.certificate
         _link_profile(certificate, environment, reference_number)

@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 
@@ -39,12 +40,15 @@ def issue(request: HttpRequest) -> HttpResponse:
             if outcome.created:
                 messages.success(
                     request,
-                    f"Issued “{certificate.subject_cn}”, valid to {certificate.not_after:%Y-%m-%d}. "
-                    "Its private key is stored encrypted; download it below when you need it.",
+                    _(
+                        "Issued “%(name)s”, valid to %(date)s. Its private key is stored encrypted; "
+                        "download it below when you need it."
+                    )
+                    % {"name": certificate.subject_cn, "date": f"{certificate.not_after:%Y-%m-%d}"},
                 )
             else:
                 messages.info(
-                    request, "This certificate was already issued with this reference number and PIN."
+                    request, _("This certificate was already issued with this reference number and PIN.")
                 )
             return redirect(certificate)
     return render(request, "mitid/issue.html", {"form": form}, status=400 if form.errors else 200)
@@ -66,7 +70,7 @@ def profile_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     form = ProfileForm(request.POST or None, instance=profile)
     if request.method == "POST" and form.is_valid():
         saved = form.save()
-        messages.success(request, f"Profile “{saved.name}” saved.")
+        messages.success(request, _("Profile “%(name)s” saved.") % {"name": saved.name})
         return redirect("mitid:profiles")
     certificates = profile.certificates.order_by("-not_after") if profile else []
     return render(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,11 +66,12 @@ def mitid_settings(settings, simulator: Simulator):  # type: ignore[no-untyped-d
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _in_memory_task_queue() -> None:
-    """Tests call services and task bodies directly; queued messages go to memory, not to var/."""
+def _task_queue() -> None:
+    """Tests call services and task bodies directly; queued messages go to memory, not to var/, or, on
+    the PostgreSQL + Redis run of `make test`, to that run's throw-away Redis (which no worker reads)."""
     from trustview.celery import app
 
-    app.conf.broker_url = "memory://"
+    app.conf.broker_url = os.environ.get("REDIS_URL") or "memory://"
     app.conf.broker_transport_options = {}
 
 

@@ -1,35 +1,37 @@
-"""Running the portal as real processes for tests: web (runserver), Celery worker and beat, Redis."""
+"""Running the portal as real processes for tests: web (runserver), Celery worker and beat, Redis and
+PostgreSQL."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-import socket
+import secrets
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import requests
 
+from . import services
+from .services import free_port
 from .simulator_process import Simulator
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def portal_env(var_dir: Path, simulator: Simulator, **extra: str) -> dict[str, str]:
     """The environment of a portal with its own state directory, pointed at the test simulator."""
+    # Each portal has its own broker: the embedded one unless `extra` names a Redis. Inheriting the test
+    # run's REDIS_URL would let one portal's worker take another's tasks (with another database).
+    inherited = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CELERY_BROKER_URL")}
     env = {
-        **os.environ,
+        **inherited,
         "TRUSTVIEW_VAR_DIR": str(var_dir),
         "DATABASE_URL": f"sqlite:///{var_dir / 'trustview.sqlite3'}",
         "MITID_TEST_URL": simulator.base_url("test"),
@@ -70,11 +72,13 @@ def celery(*args: str) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "trustview", *args]
 
 
-def wait_for_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 30) -> None:
+def wait_for_http(
+    url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 30, read_timeout: float = 1
+) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:
-            requests.get(url, timeout=1)
+            requests.get(url, timeout=(1, read_timeout))
             return
         except requests.ConnectionError:
             if process.poll() is not None or time.monotonic() > deadline:
@@ -82,31 +86,68 @@ def wait_for_http(url: str, process: subprocess.Popen[bytes], log: Path, timeout
             time.sleep(0.2)
 
 
+def _unavailable(error: services.Unavailable) -> NoReturn:
+    """A missing server program fails the run in CI (where `make test` installs it) and skips elsewhere."""
+    if os.environ.get("CI"):
+        pytest.fail(str(error))
+    pytest.skip(str(error))
+
+
 @contextlib.contextmanager
 def redis_server(log_dir: Path) -> Iterator[str]:
-    """A real Redis on a free loopback port, with nothing persisted; yields its URL."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("redis-server is missing: `make test` installs Debian's redis-server package.")
-        pytest.skip("redis-server is not installed (`make test` installs it)")
-    port = free_port()
-    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    with running("redis", command, dict(os.environ), log_dir) as process:
-        deadline = time.monotonic() + 10
-        while True:
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"redis-server did not start: {(log_dir / 'redis.log').read_text()}")
-            time.sleep(0.1)
-        yield f"redis://127.0.0.1:{port}/0"
+    """A real Redis of its own on a free loopback port, with nothing persisted; yields its URL."""
+    with (log_dir / "redis.log").open("wb") as log, contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(services.redis_server(log))
+        except services.Unavailable as error:
+            _unavailable(error)
+        yield url
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for a portal's processes; yields its URL.
+
+    On the PostgreSQL run of `make test` it is a new database on that run's cluster; on the SQLite run
+    a throw-away cluster is started for it.
+    """
+    run_url = os.environ.get("DATABASE_URL", "")
+    if not run_url.startswith(("postgres://", "postgresql://")):
+        with contextlib.ExitStack() as stack:
+            try:
+                url = stack.enter_context(services.postgres_cluster())
+            except services.Unavailable as error:
+                _unavailable(error)
+            yield url
+        return
+    import psycopg
+
+    parts = urlsplit(run_url)
+    name = f"trustview_portal_{secrets.token_hex(4)}"
+    maintenance = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(maintenance, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(parts._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(maintenance, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass
+class RunningPortal:
+    url: str
+    env: dict[str, str]
+
+    def manage(self, *args: str) -> str:
+        """Run a management command against this portal's database."""
+        return manage(self.env, *args)
 
 
 @contextlib.contextmanager
 def running_portal(
     var_dir: Path, simulator: Simulator, admin: tuple[str, str], workers: int = 1, **settings: str
-) -> Iterator[str]:
+) -> Iterator[RunningPortal]:
     """The whole portal as `make run` starts it (web, worker, beat), with fast scheduler settings and its
     own state under `var_dir`; yields its URL. `settings` are extra environment variables."""
     env = portal_env(
@@ -131,4 +172,4 @@ def running_portal(
         running("beat", celery("beat", "--loglevel", "INFO"), env, var_dir),
     ):
         wait_for_http(url + "/accounts/login/", server, var_dir / "web.log")
-        yield url
+        yield RunningPortal(url, env)

@@ -180,5 +180,5 @@ def test_ocsp_check_blocks_what_the_ca_reports_revoked(renewable, simulator):
     good.refresh_from_db()
     assert revoked.state == LifecycleState.BLOCKED and good.state == LifecycleState.ACTIVE
     event = Event.objects.get(certificate=revoked, kind=EventKind.BLOCKED)
-    assert "reports it revoked (key_compromise)" in event.message
+    assert "reports it revoked (key_compromise)" in event.text
     assert check_all() == 0  # already blocked: nothing new

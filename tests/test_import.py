@@ -91,7 +91,7 @@ def test_import_writes_history_with_who_and_which_file(alice_client):
     upload(alice_client, oces3(SYSTEM_2023), "skat-2023.pem")
     event = Event.objects.get()
     assert (event.kind, event.actor_label) == (EventKind.IMPORTED, "alice")
-    assert "skat-2023.pem" in event.message
+    assert "skat-2023.pem" in event.text
     page = alice_client.get(event.certificate.get_absolute_url()).content.decode()
     assert "skat-2023.pem" in page and "alice" in page
 

@@ -58,11 +58,11 @@ def test_beat_renews_a_certificate_issued_in_the_portal_before_it_expires(simula
             redis_server(tmp_path) as redis_url,
             running_portal(
                 tmp_path, simulator, ("ops", "ops-password-42"), workers=2, REDIS_URL=redis_url
-            ) as url,
+            ) as portal,
         ):
             profile = simulator.create_profile(cvr="41414141", name="Kortlivet system")
             original = issue_through_the_page(
-                url, {"pin": profile["pin"], "reference_number": profile["reference_number"]}
+                portal.url, {"pin": profile["pin"], "reference_number": profile["reference_number"]}
             )
             database = tmp_path / "trustview.sqlite3"
             deadline = time.monotonic() + 60

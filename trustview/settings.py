@@ -12,6 +12,7 @@ from pathlib import Path
 import environ
 from celery.schedules import crontab
 from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -25,6 +26,8 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 def _development_secret(name: str, generate: object) -> str:
     """Read a secret kept under var/, creating it on first use (readable by this user only)."""
+    if PRODUCTION:
+        return ""  # never generated in production: the "Production" section below says what to set
     path = VAR_DIR / name
     if not path.exists():
         path.touch(mode=0o600)
@@ -33,6 +36,10 @@ def _development_secret(name: str, generate: object) -> str:
 
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
+# Production mode (DEBUG off and TRUSTVIEW_ENV=production) hardens HTTPS and cookies and refuses to start
+# without real secrets; see the "Production" section at the end. Development needs no variable at all.
+TRUSTVIEW_ENV = env.str("TRUSTVIEW_ENV", default="development")
+PRODUCTION = not DEBUG and TRUSTVIEW_ENV == "production"
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="") or _development_secret(
     "secret-key", lambda: secrets.token_urlsafe(50)
 )
@@ -109,6 +116,8 @@ LOGOUT_REDIRECT_URL = "login"
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("da", "Dansk")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# The language of alert e-mails (they go to a team, not to one user's browser): en or da.
+TRUSTVIEW_EMAIL_LANGUAGE = env.str("TRUSTVIEW_EMAIL_LANGUAGE", default=LANGUAGE_CODE)
 TIME_ZONE = env.str("TRUSTVIEW_TIME_ZONE", default="Europe/Copenhagen")
 USE_I18N = True
 USE_TZ = True
@@ -145,6 +154,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # The sweep is one indexed query, so it can run often; it must run well within the renewal window of
 # the shortest-lived certificates (a third of their lifetime).
 TRUSTVIEW_SWEEP_SECONDS = env.float("TRUSTVIEW_SWEEP_SECONDS", default=60.0)
+# /readyz fails when the last successful sweep is older than this many sweep intervals.
+TRUSTVIEW_READY_SWEEP_MARGIN = env.float("TRUSTVIEW_READY_SWEEP_MARGIN", default=3.0)
 CELERY_BEAT_SCHEDULE = {
     "renewal-sweep": {
         "task": "certificates.tasks.sweep",
@@ -210,3 +221,59 @@ LOGGING = {
     # kombu warns about a missing host name on every connection of the embedded (filesystem) broker.
     "loggers": {"kombu.connection": {"level": "ERROR"}},
 }
+
+# --- Production ---------------------------------------------------------------------------------------
+# Everything that differs in production lives here, applied only when PRODUCTION (DJANGO_DEBUG off and
+# TRUSTVIEW_ENV=production, as docker-compose.yml sets). docs/operations.md lists the variables; with them
+# set, `manage.py check --deploy` reports no issues.
+if TRUSTVIEW_ENV not in ("development", "production"):
+    # A typo must not silently fall back to development secrets.
+    raise ImproperlyConfigured(f"TRUSTVIEW_ENV is development or production, not {TRUSTVIEW_ENV!r}.")
+
+if PRODUCTION:
+    # Refuse to start rather than run with a secret someone else may know (or that a restart would lose).
+    _MAKE_RANDOM = "make one with: python -c 'import secrets; print(secrets.token_urlsafe(50))'"
+    _MAKE_FERNET = "make one with: python -m certificates.vault"
+    if not SECRET_KEY:
+        raise ImproperlyConfigured(
+            f"DJANGO_SECRET_KEY is not set; production needs a random value of at least 50 characters "
+            f"({_MAKE_RANDOM})."
+        )
+    if len(SECRET_KEY) < 50 or SECRET_KEY.startswith("django-insecure") or len(set(SECRET_KEY)) < 5:
+        raise ImproperlyConfigured(
+            f"DJANGO_SECRET_KEY is too short or insecure; production needs a random value of at least "
+            f"50 characters ({_MAKE_RANDOM})."
+        )
+    if not env.list("TRUSTVIEW_KEY_ENCRYPTION_KEYS", default=[]):
+        raise ImproperlyConfigured(
+            "TRUSTVIEW_KEY_ENCRYPTION_KEYS is not set; production needs at least one Fernet key, backed up "
+            f"with the database ({_MAKE_FERNET})."
+        )
+    for _key in TRUSTVIEW_KEY_ENCRYPTION_KEYS:
+        try:
+            Fernet(_key)
+        except ValueError:
+            raise ImproperlyConfigured(
+                "TRUSTVIEW_KEY_ENCRYPTION_KEYS holds a value that is not a Fernet key; each comma-separated "
+                f"key is 32 url-safe base64-encoded bytes ({_MAKE_FERNET})."
+            ) from None
+
+    # HTTPS only. Behind a TLS-terminating proxy (TRUSTVIEW_BEHIND_PROXY) the proxy's X-Forwarded-Proto
+    # says whether the browser used HTTPS; only trust it when nothing but the proxy reaches the app.
+    SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # probes speak plain HTTP inside the network
+    if env.bool("TRUSTVIEW_BEHIND_PROXY", default=False):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=True)
+
+    # Static files: collected once into STATIC_ROOT (the image does it at build time) with hashed,
+    # compressed names that browsers may cache forever; WhiteNoise serves them from gunicorn.
+    STORAGES = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    }
+    WHITENOISE_USE_FINDERS = env.bool("TRUSTVIEW_STATIC_FROM_SOURCE", default=False)

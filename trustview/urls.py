@@ -6,6 +6,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from certificates.views import dashboard
+from trustview import health
 
 urlpatterns = [
     path("", dashboard, name="home"),
@@ -14,4 +15,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("certificates/", include("certificates.urls")),
     path("mitid/", include("mitid.urls")),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
 ]

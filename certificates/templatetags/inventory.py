@@ -6,6 +6,7 @@ import datetime as dt
 
 from django import template
 from django.utils import timezone
+from django.utils.translation import gettext, ngettext
 
 from certificates.choices import STATUS_COLOURS, Status
 
@@ -23,11 +24,18 @@ def status_badge(status: str) -> dict[str, str]:
 def days_left(not_after: dt.datetime) -> str:
     """'123 days', 'today', or 'expired 5 days ago'."""
     days = (not_after - timezone.now()).days
-    if days > 1:
-        return f"{days} days"
-    if days == 1:
-        return "1 day"
+    if days >= 1:
+        return ngettext("%(days)s day", "%(days)s days", days) % {"days": days}
     if not_after > timezone.now():
-        return "less than a day"
+        return gettext("less than a day")
     ago = -days
-    return f"expired {ago} day{'s' if ago != 1 else ''} ago" if ago else "expired today"
+    if not ago:
+        return gettext("expired today")
+    return ngettext("expired %(days)s day ago", "expired %(days)s days ago", ago) % {"days": ago}
+
+
+@register.filter
+def translated(stored: str) -> str:
+    """A sentence stored in English (an order's last error) in the reader's language, when the catalogue
+    has it."""
+    return gettext(stored) if stored else stored

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from ..processes import running_portal
+from ..processes import RunningPortal, running_portal
 from ..simulator_process import Simulator
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,14 +36,15 @@ ADMIN = ("admin", "browser-test-pass-42")
 class Portal:
     url: str
     var_dir: Path
+    process: RunningPortal
 
 
 @pytest.fixture(scope="session")
 def portal(tmp_path_factory: pytest.TempPathFactory, simulator: Simulator) -> Iterator[Portal]:
     """Web, worker and beat on the embedded broker, as `make run` starts them, with their own state."""
     var_dir = tmp_path_factory.mktemp("portal-var")
-    with running_portal(var_dir, simulator, ADMIN) as url:
-        yield Portal(url, var_dir)
+    with running_portal(var_dir, simulator, ADMIN) as running:
+        yield Portal(running.url, var_dir, running)
 
 
 @pytest.fixture(scope="session")

@@ -117,7 +117,7 @@ def test_wrong_pin_counts_down_then_locks_and_never_echoes_the_pin(simulator, ca
     with pytest.raises(MitIDError) as locked:
         mitid.issue(profile["reference_number"], profile["pin"], idempotency_key=str(uuid.uuid4()))
     assert locked.value.code == "pin_locked"
-    assert locked.value.sentence == SENTENCES["pin_locked"]
+    assert locked.value.sentence == str(SENTENCES["pin_locked"])
     assert (
         "1 attempt is left before the PIN is locked." in MitIDError("invalid_pin", attempts_left=1).sentence
     )

@@ -1,0 +1,189 @@
+"""The production stack's processes without Docker: separate Celery worker and beat processes renew a
+certificate on PostgreSQL and Redis, and gunicorn serves the portal in production mode.
+
+Time is compressed as in test_scheduler_processes.py: certificates live 30 seconds and the sweep runs
+every 2 seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import requests
+from cryptography.fernet import Fernet
+
+from .processes import (
+    manage,
+    portal_env,
+    postgres_database,
+    redis_server,
+    running,
+    running_portal,
+    wait_for_http,
+)
+from .services import free_port
+from .simulator_process import Simulator
+from .test_scheduler_processes import LIFETIME_MINUTES, issue_through_the_page
+
+ADMIN = ("ops", "ops-password-42")
+
+
+def renewed_from(database_url: str) -> dict[int, int]:
+    """Certificate id -> id of the certificate it renewed, read straight from PostgreSQL."""
+    with psycopg.connect(database_url) as connection:
+        rows = connection.execute(
+            "SELECT id, renewed_from_id FROM certificates_certificate WHERE renewed_from_id IS NOT NULL"
+        ).fetchall()
+    return {row[0]: row[1] for row in rows}
+
+
+def test_worker_and_beat_renew_a_certificate_on_postgresql_and_redis(simulator: Simulator, tmp_path: Path):
+    simulator.cli("enable-renewal", "--cvr", "42424242")
+    simulator.cli("set-renewal-delay", "--seconds", "1")
+    simulator.cli("set-validity", "--minutes", str(LIFETIME_MINUTES))
+    try:
+        with (
+            postgres_database() as database_url,
+            redis_server(tmp_path) as redis_url,
+            running_portal(
+                tmp_path, simulator, ADMIN, workers=2, DATABASE_URL=database_url, REDIS_URL=redis_url
+            ) as portal,
+        ):
+            profile = simulator.create_profile(cvr="42424242", name="Kortlivet system")
+            original = issue_through_the_page(
+                portal.url, {"pin": profile["pin"], "reference_number": profile["reference_number"]}
+            )
+            deadline = time.monotonic() + 60
+            while original not in renewed_from(database_url).values() and time.monotonic() < deadline:
+                time.sleep(0.5)
+            worker_log = (tmp_path / "worker.log").read_text(errors="replace")
+            assert original in renewed_from(database_url).values(), worker_log[-4000:]
+            assert len(renewed_from(database_url)) == 1  # exactly one renewal, whichever worker woke first
+
+            # Ready: PostgreSQL answers, Redis accepts connections, and beat's sweeps run on a worker.
+            ready = requests.get(portal.url + "/readyz", timeout=10)
+            assert ready.status_code == 200, ready.text
+            assert {name: check["ok"] for name, check in ready.json()["checks"].items()} == {
+                "database": True,
+                "broker": True,
+                "sweep": True,
+            }
+            # Beat's container health check, run as docker-compose.yml runs it.
+            check = subprocess.run(
+                [sys.executable, "-m", "trustview.health", "sweep"],
+                cwd=Path(__file__).resolve().parents[1],
+                env=portal.env,
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            assert check.returncode == 0, check.stdout + check.stderr
+    finally:
+        simulator.cli("set-validity", "--default")
+        simulator.cli("set-renewal-delay", "--seconds", "5")
+
+    assert "Sending due task renewal-sweep" in (tmp_path / "beat.log").read_text(errors="replace")
+    assert "certificates.tasks.process_order" in worker_log
+
+
+def production_env(tmp_path: Path, simulator: Simulator, **extra: str) -> dict[str, str]:
+    """The documented production variables (docs/operations.md) for a portal on this machine."""
+    return portal_env(
+        tmp_path,
+        simulator,
+        TRUSTVIEW_ENV="production",
+        DJANGO_DEBUG="false",
+        DJANGO_SECRET_KEY=secrets.token_urlsafe(50),
+        TRUSTVIEW_KEY_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
+        DJANGO_ALLOWED_HOSTS="127.0.0.1",
+        TRUSTVIEW_BEHIND_PROXY="true",
+        DJANGO_STATIC_ROOT=str(tmp_path / "staticfiles"),
+        **extra,
+    )
+
+
+@contextlib.contextmanager
+def gunicorn(env: dict[str, str], log_dir: Path) -> Iterator[str]:
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "trustview.wsgi",
+        f"--bind=127.0.0.1:{port}",
+        "--workers=2",
+        "--access-logfile=-",
+    ]
+    with running("gunicorn", command, env, log_dir) as process:
+        url = f"http://127.0.0.1:{port}"
+        # The socket accepts before a worker has loaded Django, so the first answer may take seconds.
+        wait_for_http(url + "/healthz", process, log_dir / "gunicorn.log", read_timeout=15)
+        yield url
+
+
+def test_gunicorn_serves_the_portal_in_production_mode(simulator: Simulator, tmp_path: Path):
+    closed_port = free_port()
+    env = production_env(tmp_path, simulator, REDIS_URL=f"redis://:redis-secret-pw@127.0.0.1:{closed_port}/0")
+    manage(env, "migrate", "--noinput")
+    manage(env, "collectstatic", "--noinput")  # what the image does when it is built
+    with gunicorn(env, tmp_path) as url:
+        assert requests.get(url + "/healthz", timeout=10).json() == {"status": "ok"}
+
+        # The broker is down and beat has never swept: not ready, and the answer says why.
+        ready = requests.get(url + "/readyz", timeout=10)
+        assert ready.status_code == 503
+        checks = ready.json()["checks"]
+        assert checks["database"] == {"ok": True}
+        assert checks["broker"]["ok"] is False
+        assert checks["sweep"]["error"] == "no sweep yet"
+        assert "redis-secret-pw" not in ready.text and str(closed_port) not in ready.text
+
+        # Plain HTTP is redirected; through the TLS proxy (X-Forwarded-Proto) pages come with HSTS and
+        # cookies that browsers send over HTTPS only.
+        plain = requests.get(url + "/accounts/login/", allow_redirects=False, timeout=10)
+        assert plain.status_code == 301 and plain.headers["Location"].startswith("https://")
+        login = requests.get(url + "/accounts/login/", headers={"X-Forwarded-Proto": "https"}, timeout=10)
+        assert login.status_code == 200
+        assert login.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains; preload"
+        assert "secure" in login.headers["Set-Cookie"].lower()
+
+        # Static files: hashed names from the collected manifest, served by WhiteNoise with a long cache.
+        stylesheet = re.search(r'href="(/static/[^"]+\.[0-9a-f]{12}\.css)"', login.text)
+        assert stylesheet, login.text[:2000]
+        css = requests.get(url + stylesheet.group(1), headers={"X-Forwarded-Proto": "https"}, timeout=10)
+        assert css.status_code == 200 and "max-age=315360000" in css.headers["Cache-Control"]
+
+        # The web container's health check, as docker-compose.yml runs it.
+        probe = subprocess.run(
+            [sys.executable, "-m", "trustview.health", "probe", url + "/healthz"],
+            env={**os.environ, "DJANGO_ALLOWED_HOSTS": "127.0.0.1"},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert probe.returncode == 0, probe.stderr
+
+
+def test_liveness_does_not_need_the_database(simulator: Simulator, tmp_path: Path):
+    closed_port = free_port()
+    env = production_env(
+        tmp_path,
+        simulator,
+        DATABASE_URL=f"postgres://trustview:db-secret-pw@127.0.0.1:{closed_port}/trustview",
+    )
+    with gunicorn(env, tmp_path) as url:
+        assert requests.get(url + "/healthz", timeout=10).json() == {"status": "ok"}
+        ready = requests.get(url + "/readyz", timeout=10)
+        assert ready.status_code == 503
+        checks = ready.json()["checks"]
+        assert checks["database"]["ok"] is False and checks["sweep"]["ok"] is False
+        assert "db-secret-pw" not in ready.text

@@ -1,0 +1,52 @@
+"""docker-compose.yml's simulator is reached as https://simulator:8443: scripts/simulator_tls_names.py
+makes its TLS certificate valid for that name, under the CA the portal already trusts (MITID_CA_BUNDLE)."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from .simulator_process import Simulator, running_simulator
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def handshake(simulator: Simulator, host_name: str) -> None:
+    """A TLS handshake as the portal's MitID client makes it: the simulator's CA, host name checked."""
+    address = urlsplit(simulator.api)
+    context = ssl.create_default_context(cafile=simulator.tls_ca)
+    with (
+        socket.create_connection((address.hostname, address.port), timeout=10) as sock,
+        context.wrap_socket(sock, server_hostname=host_name),
+    ):
+        pass
+
+
+def test_the_simulator_is_trusted_under_its_compose_service_name(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    with running_simulator(state) as simulator:
+        with pytest.raises(ssl.SSLCertVerificationError):
+            handshake(simulator, "simulator")
+        ca_before = Path(simulator.tls_ca).read_bytes()
+
+    for _ in range(2):  # the compose service runs it at every start; the second run changes nothing
+        result = subprocess.run(
+            [sys.executable, "scripts/simulator_tls_names.py", "--state-dir", str(state), "simulator"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    assert "already names simulator" in result.stdout
+
+    with running_simulator(state) as simulator:
+        handshake(simulator, "simulator")
+        handshake(simulator, "localhost")  # make run and the tests keep working
+        assert Path(simulator.tls_ca).read_bytes() == ca_before  # the CA the portal trusts is unchanged
