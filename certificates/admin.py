@@ -5,7 +5,15 @@ from __future__ import annotations
 from django.contrib import admin
 from django.http import HttpRequest
 
-from .models import Certificate, Event, Organization
+from .models import (
+    Certificate,
+    Event,
+    ExpiryAlert,
+    NotificationSettings,
+    Order,
+    Organization,
+    SchedulerHeartbeat,
+)
 
 
 @admin.register(Organization)
@@ -74,3 +82,39 @@ class EventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+@admin.register(Order)
+class OrderAdmin(admin.ModelAdmin):
+    list_display = [
+        "created_at",
+        "certificate",
+        "kind",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "last_error_code",
+    ]
+    list_filter = ["kind", "state"]
+    search_fields = ["certificate__subject_cn", "ca_order_id"]
+    list_select_related = ["certificate"]
+    raw_id_fields = ["certificate", "new_certificate", "requested_by"]
+    readonly_fields = ["idempotency_key"]
+
+
+@admin.register(ExpiryAlert)
+class ExpiryAlertAdmin(admin.ModelAdmin):
+    list_display = ["sent_at", "certificate", "threshold_days"]
+    list_select_related = ["certificate"]
+    raw_id_fields = ["certificate"]
+
+
+@admin.register(NotificationSettings)
+class NotificationSettingsAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "updated_at"]
+
+
+@admin.register(SchedulerHeartbeat)
+class SchedulerHeartbeatAdmin(admin.ModelAdmin):
+    list_display = ["name", "last_success_at"]
+    readonly_fields = ["name", "last_success_at"]

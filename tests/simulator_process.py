@@ -63,7 +63,7 @@ class Simulator:
 
 
 @contextlib.contextmanager
-def running_simulator(state_dir: Path) -> Iterator[Simulator]:
+def running_simulator(state_dir: Path, *serve_options: str) -> Iterator[Simulator]:
     log = (state_dir / "simulator.log").open("w")
     process = subprocess.Popen(
         [
@@ -77,6 +77,7 @@ def running_simulator(state_dir: Path) -> Iterator[Simulator]:
             "0",
             "--state-dir",
             str(state_dir),
+            *serve_options,
         ],
         cwd=REPO,
         stdout=subprocess.PIPE,

@@ -13,6 +13,17 @@ from .conftest import SYSTEM_2026, oces3
 pytestmark = pytest.mark.django_db
 
 
+def test_every_model_of_the_portal_is_in_the_admin():
+    from django.apps import apps
+    from django.contrib import admin
+
+    for label in ("certificates", "mitid"):
+        for model in apps.get_app_config(label).get_models():
+            if model._meta.auto_created:
+                continue  # many-to-many tables
+            assert admin.site.is_registered(model), model.__name__
+
+
 def test_admin_pages_for_every_model(admin_client):
     import_certificate_file(oces3(SYSTEM_2026), actor="test")
     for model in [Organization, Certificate, Event]:

@@ -99,7 +99,7 @@ def test_the_simulator_is_an_optional_profile_reachable_by_its_name(services):
         if name != "simulator":
             assert "profiles" not in service, name
     command = command_text(services["simulator"])
-    assert "scripts/simulator_tls_names.py simulator" in command
+    assert "--tls-name simulator" in command
     assert "mitid.simulator serve --host 0.0.0.0" in command
     assert "simulator-state:/simulator" in services["simulator"]["volumes"]
     for name in PORTAL:  # the TLS CA for MITID_CA_BUNDLE=/simulator/tls/ca.pem

@@ -1,20 +1,16 @@
-"""docker-compose.yml's simulator is reached as https://simulator:8443: scripts/simulator_tls_names.py
-makes its TLS certificate valid for that name, under the CA the portal already trusts (MITID_CA_BUNDLE)."""
+"""docker-compose.yml's simulator is reached as https://simulator:8443: `serve --tls-name simulator` makes
+its TLS certificate valid for that name, under the CA the portal already trusts (MITID_CA_BUNDLE)."""
 
 from __future__ import annotations
 
 import socket
 import ssl
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 
 from .simulator_process import Simulator, running_simulator
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def handshake(simulator: Simulator, host_name: str) -> None:
@@ -36,17 +32,10 @@ def test_the_simulator_is_trusted_under_its_compose_service_name(tmp_path):
             handshake(simulator, "simulator")
         ca_before = Path(simulator.tls_ca).read_bytes()
 
-    for _ in range(2):  # the compose service runs it at every start; the second run changes nothing
-        result = subprocess.run(
-            [sys.executable, "scripts/simulator_tls_names.py", "--state-dir", str(state), "simulator"],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-    assert "already names simulator" in result.stdout
-
+    for _ in range(2):  # at every start of the compose service; the second time changes nothing
+        with running_simulator(state, "--tls-name", "simulator") as simulator:
+            handshake(simulator, "simulator")
     with running_simulator(state) as simulator:
-        handshake(simulator, "simulator")
+        handshake(simulator, "simulator")  # kept in the state
         handshake(simulator, "localhost")  # make run and the tests keep working
         assert Path(simulator.tls_ca).read_bytes() == ca_before  # the CA the portal trusts is unchanged

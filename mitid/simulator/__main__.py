@@ -143,6 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--public-http-url", default=None, help="base URL put in certificates (default http://HOST:HTTP-PORT)"
     )
+    serve.add_argument(
+        "--tls-name",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another host name (or IP address) the TLS certificate must name, e.g. a compose service name",
+    )
 
     profile = commands.add_parser("create-profile", parents=[state], help="make a certificate profile")
     profile.add_argument("--cvr", type=_cvr, required=True)
@@ -284,8 +291,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "serve":
+            from mitid.simulator.pki import ensure_material, ensure_tls_names
             from mitid.simulator.server import serve
 
+            if args.tls_name:
+                ensure_material(resolve_state_dir(args.state_dir))
+                ensure_tls_names(resolve_state_dir(args.state_dir), args.tls_name)
             return serve(
                 resolve_state_dir(args.state_dir), args.host, args.port, args.http_port, args.public_http_url
             )

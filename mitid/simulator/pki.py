@@ -569,6 +569,47 @@ def _create_tls(directory: Path) -> None:
     _write_atomically(directory / "ca.pem", _cert_pem(ca_cert))
 
 
+def _general_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
+def ensure_tls_names(state_dir: Path, names: list[str]) -> bool:
+    """Make the TLS server certificate also name NAMES (host names or IP addresses), re-issued under the
+    same TLS CA so clients that trust tls/ca.pem keep trusting it; returns whether anything changed.
+
+    For a simulator reached under another name than localhost, e.g. https://simulator:8443 in
+    docker-compose.yml (`serve --tls-name simulator`). Running it again changes nothing."""
+    ensure_material(state_dir)
+    directory = state_dir / "tls"
+    server = x509.load_pem_x509_certificate((directory / "server.pem").read_bytes())
+    present = list(server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    wanted = present + [name for name in map(_general_name, names) if name not in present]
+    if wanted == present:
+        return False
+    ca = x509.load_pem_x509_certificate((directory / "ca.pem").read_bytes())
+    ca_key = serialization.load_pem_private_key((directory / "ca.key").read_bytes(), password=None)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(server.subject)
+        .issuer_name(ca.subject)
+        .public_key(server.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(server.not_valid_before_utc)
+        .not_valid_after(server.not_valid_after_utc)
+    )
+    for extension in server.extensions:  # the same extensions, with the longer list of names
+        is_names = extension.oid == x509.SubjectAlternativeName.oid
+        value = x509.SubjectAlternativeName(wanted) if is_names else extension.value
+        builder = builder.add_extension(value, critical=extension.critical)
+    certificate = builder.sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+    # Written beside and renamed, so a simulator starting at the same moment never reads half a file.
+    _write_atomically(directory / "server.pem", _cert_pem(certificate))
+    return True
+
+
 def client_trust_pem(state_dir: Path) -> str:
     """Both environments' roots and issuing CAs.
 
