@@ -196,6 +196,11 @@ def renewal_status(request: HttpRequest, pk: int) -> JsonResponse:
             "label": order.get_state_display(),
             "retrying": bool(order.last_error_code) and order.is_open,
             "last_error": gettext(order.last_error) if order.last_error else "",
+            # The whole line the page shows while the order is open, in the reader's language.
+            "progress": _("%(state)s. Retrying: %(error)s")
+            % {"state": order.get_state_display(), "error": gettext(order.last_error)}
+            if order.last_error and order.is_open
+            else str(order.get_state_display()),
             "new_certificate_url": order.new_certificate.get_absolute_url()
             if order.new_certificate
             else None,

@@ -6,8 +6,10 @@ import datetime as dt
 import threading
 
 import pytest
+from django.contrib.auth.models import User
 from django.core import mail
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -91,6 +93,7 @@ def test_renew_now_renews_with_the_same_identity_and_supersedes_the_old(alice_cl
 
     status = alice_client.get(reverse("certificates:renewal-status", args=[old.pk])).json()
     assert status["state"] == "issued" and status["new_certificate_url"] == new.get_absolute_url()
+    assert status["progress"] == "Issued"
     old_page = alice_client.get(old.get_absolute_url()).content.decode()
     assert "already been renewed" in old_page and new.get_absolute_url() in old_page
 
@@ -165,6 +168,12 @@ def test_faults_delay_the_renewal_but_lose_nothing_and_duplicate_nothing(renewab
     advance_order(order.pk)
     order.refresh_from_db()
     assert order.is_open and order.attempts == 1 and order.last_error_code == "unavailable"
+    live = Client()
+    live.force_login(User.objects.create_user("viewer"))
+    progress = live.get(
+        reverse("certificates:renewal-status", args=[old.pk]), HTTP_ACCEPT_LANGUAGE="da"
+    ).json()
+    assert progress["progress"].startswith("Venter. Prøver igen: MitID Erhverv")
     assert order.next_attempt_at >= before + dt.timedelta(seconds=3)  # Retry-After honoured
     assert "MitID Erhverv is unavailable right now" in order.last_error
 

@@ -17,7 +17,7 @@
           window.location.reload();
         } else {
           if (detail) {
-            detail.textContent = "(" + status.label + (status.retrying ? ". Retrying: " + status.last_error : "") + ")";
+            detail.textContent = "(" + status.progress + ")";
           }
           setTimeout(poll, 2000);
         }
