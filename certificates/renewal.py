@@ -13,6 +13,7 @@ import logging
 import random
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -305,21 +306,34 @@ def block_certificate(certificate: Certificate, actor: Actor) -> None:
         )
     except IssuerError as error:
         raise BlockNotPossible(error.sentence) from None
+    mark_blocked(
+        certificate,
+        actor,
+        order_error=gettext_noop("The certificate was blocked."),
+        message=gettext_noop("Blocked at %(issuer)s. This cannot be undone."),
+        issuer=issuer.name,
+    )
+
+
+def mark_blocked(
+    certificate: Certificate, actor: Actor, *, order_error: str, message: str, **detail: Any
+) -> bool:
+    """Record that a certificate is blocked at its CA: its state, its open orders (they fail with
+    `order_error`), and its history (`message` with `detail`, see Event.text). Returns False when it was
+    already marked blocked; then nothing changes."""
     with transaction.atomic():
-        Certificate.objects.filter(pk=certificate.pk).update(
-            state=LifecycleState.BLOCKED, updated_at=timezone.now()
-        )
+        if not (
+            Certificate.objects.filter(pk=certificate.pk)
+            .exclude(state=LifecycleState.BLOCKED)
+            .update(state=LifecycleState.BLOCKED, updated_at=timezone.now())
+        ):
+            return False
         certificate.state = LifecycleState.BLOCKED
         Order.objects.open().filter(certificate=certificate).update(
             state=OrderState.FAILED,
             last_error_code="certificate_blocked",
-            last_error=gettext_noop("The certificate was blocked."),
+            last_error=order_error,
             completed_at=timezone.now(),
         )
-        record_event(
-            certificate,
-            EventKind.BLOCKED,
-            actor,
-            gettext_noop("Blocked at %(issuer)s. This cannot be undone."),
-            issuer=issuer.name,
-        )
+        record_event(certificate, EventKind.BLOCKED, actor, message, **detail)
+    return True

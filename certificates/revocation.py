@@ -12,13 +12,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import SignatureAlgorithmOID
-from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
-from .choices import EventKind, LifecycleState, OrderState
-from .models import Certificate, Order
-from .services import SCHEDULER, record_event
+from .choices import LifecycleState
+from .models import Certificate
+from .renewal import mark_blocked
+from .services import SCHEDULER
 from .x509 import load_pem_list
 
 log = logging.getLogger(__name__)
@@ -77,28 +77,14 @@ def check_one(row: Certificate) -> bool:
         return False
     reason = answer.revocation_reason.name if answer.revocation_reason else "unspecified"
     when = answer.revocation_time_utc
-    with transaction.atomic():
-        if (
-            not Certificate.objects.filter(pk=row.pk)
-            .exclude(state=LifecycleState.BLOCKED)
-            .update(state=LifecycleState.BLOCKED, updated_at=timezone.now())
-        ):
-            return False
-        Order.objects.open().filter(certificate_id=row.pk).update(
-            state=OrderState.FAILED,
-            last_error_code="certificate_blocked",
-            last_error=gettext_noop("The CA reports the certificate as revoked."),
-            completed_at=timezone.now(),
-        )
-        record_event(
-            row,
-            EventKind.BLOCKED,
-            SCHEDULER,
-            gettext_noop("The CA's OCSP responder reports it revoked (%(reason)s) since %(when)s UTC."),
-            reason=reason,
-            when=f"{when:%Y-%m-%d %H:%M}",
-        )
-    return True
+    return mark_blocked(
+        row,
+        SCHEDULER,
+        order_error=gettext_noop("The CA reports the certificate as revoked."),
+        message=gettext_noop("The CA's OCSP responder reports it revoked (%(reason)s) since %(when)s UTC."),
+        reason=reason,
+        when=f"{when:%Y-%m-%d %H:%M}",
+    )
 
 
 def _issuer_of(row: Certificate) -> x509.Certificate | None:
