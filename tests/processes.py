@@ -60,12 +60,7 @@ def running(
         try:
             yield process
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            services.stop(process)
 
 
 def celery(*args: str) -> list[str]:

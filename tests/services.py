@@ -26,11 +26,21 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, Any
 
 
 class Unavailable(RuntimeError):
     """A server program is not installed (`make test` installs it; see scripts/system-packages.sh)."""
+
+
+def stop(process: subprocess.Popen[Any], timeout: float = 15) -> None:
+    """End a server process politely (SIGTERM), and for good if it has not stopped within `timeout`."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def free_port() -> int:
@@ -142,12 +152,7 @@ def redis_server(log: IO[bytes] | None = None) -> Iterator[str]:
             raise RuntimeError(f"redis-server did not start on port {port}")
         yield f"redis://127.0.0.1:{port}/0"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
 
 
 def main(argv: list[str]) -> int:

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from .services import stop
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -96,6 +98,5 @@ def running_simulator(state_dir: Path, *serve_options: str) -> Iterator[Simulato
     try:
         yield Simulator(ready["api"], ready["http"], ready["tls_ca"], state_dir)
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop(process)
         log.close()
