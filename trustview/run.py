@@ -3,12 +3,16 @@
 Starts the MitID Erhverv simulator, makes a demo certificate profile and prints its reference number and
 PIN, then runs the web server, a Celery worker and Celery beat. The broker is Redis when REDIS_URL is
 set, otherwise one that needs no server (files under var/). Each process's output is prefixed with its
-name; Ctrl-C (or any process ending) stops them all. Set TRUSTVIEW_RUN_SIMULATOR=false when MITID_*_URL
-point at a real service.
+name. Ctrl-C (or SIGTERM) stops them all and exits 0; a process that ends on its own stops the rest and
+exits 1. Ctrl-C reaches only this supervisor, which stops the children in order instead of each dying
+mid-line: the children run in sessions of their own, and the supervisor takes the terminal's foreground
+from `make`, which would otherwise also get the interrupt and report it as a failure.
+Set TRUSTVIEW_RUN_SIMULATOR=false when MITID_*_URL point at a real service.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -16,6 +20,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import environ
@@ -37,7 +42,14 @@ def main() -> int:
             if process.poll() is None:
                 process.terminate()
 
-    signal.signal(signal.SIGTERM, stop)
+    def asked_to_stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, asked_to_stop)
+    give_back_terminal = _take_the_terminal()
+    # The children follow this process's port settings (PORT, MITID_SIMULATOR_PORT): settings.py derives
+    # TRUSTVIEW_BASE_URL and MITID_*_URL from them unless set.
+    os.environ.setdefault("PORT", str(port))
     try:
         if env.bool("TRUSTVIEW_RUN_SIMULATOR", default=True):
             simulator = _start(
@@ -78,6 +90,7 @@ def main() -> int:
         print(f"{', '.join(ended)} stopped; stopping the rest.", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        print("\nStopping trustview...", flush=True)
         return 0
     finally:
         stop()
@@ -86,6 +99,44 @@ def main() -> int:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
+        give_back_terminal()
+
+
+def _take_the_terminal() -> Callable[[], None]:
+    """Become the terminal's foreground process group, as a shell does for a job, so that Ctrl-C is
+    delivered here only; returns the function that gives the terminal back. Does nothing without a
+    terminal, or when started in the background."""
+    try:
+        tty = os.open("/dev/tty", os.O_RDWR)
+    except OSError:
+        return lambda: None
+    try:
+        previous = os.tcgetpgrp(tty)
+        if previous != os.getpgrp():
+            raise OSError("not in the foreground")
+        os.setpgid(0, 0)
+        with _terminal_writes_allowed():
+            os.tcsetpgrp(tty, os.getpgrp())
+    except OSError:
+        os.close(tty)
+        return lambda: None
+
+    def give_back() -> None:
+        with _terminal_writes_allowed(), contextlib.suppress(OSError):
+            os.tcsetpgrp(tty, previous)
+        os.close(tty)
+
+    return give_back
+
+
+@contextlib.contextmanager
+def _terminal_writes_allowed() -> Iterator[None]:
+    """A background group that sets the terminal's foreground gets SIGTTOU; ignore it meanwhile."""
+    old = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTTOU, old)
 
 
 def _start(
@@ -95,7 +146,13 @@ def _start(
     wait_for_json: bool = False,
 ) -> subprocess.Popen[str] | None:
     process = subprocess.Popen(
-        command, cwd=BASE_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        command,
+        cwd=BASE_DIR,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        bufsize=1,
+        start_new_session=True,  # Ctrl-C in the terminal reaches the supervisor only (see above)
     )
     processes.append((name, process))
     assert process.stdout is not None

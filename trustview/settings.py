@@ -179,8 +179,10 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
-# Certificates whose not_after is this close count as "expiring" in lists and filters.
+# Certificates whose not_after is this close count as "expiring" everywhere (lists, dashboard, attention),
+# and this close as critically so (the dashboard's red card).
 TRUSTVIEW_EXPIRING_DAYS = env.int("TRUSTVIEW_EXPIRING_DAYS", default=30)
+TRUSTVIEW_CRITICAL_DAYS = env.int("TRUSTVIEW_CRITICAL_DAYS", default=14)
 # Largest certificate file accepted for import, in bytes (1 MiB).
 TRUSTVIEW_IMPORT_MAX_BYTES = env.int("TRUSTVIEW_IMPORT_MAX_BYTES", default=1024 * 1024)
 TRUSTVIEW_PAGE_SIZE = env.int("TRUSTVIEW_PAGE_SIZE", default=50)
@@ -201,13 +203,16 @@ TRUSTVIEW_RETRY_CAP_SECONDS = env.float("TRUSTVIEW_RETRY_CAP_SECONDS", default=3
 TRUSTVIEW_POLL_SECONDS = env.float("TRUSTVIEW_POLL_SECONDS", default=10.0)
 # A renewal that failed for good is tried again by the sweep after this many hours.
 TRUSTVIEW_FAILED_RENEWAL_RETRY_HOURS = env.float("TRUSTVIEW_FAILED_RENEWAL_RETRY_HOURS", default=24.0)
-# The portal's address, for links in e-mails.
-TRUSTVIEW_BASE_URL = env.str("TRUSTVIEW_BASE_URL", default="http://127.0.0.1:8000")
+# The portal's address, for links in e-mails; by default where `make run` serves it (PORT).
+_served_at = f"http://127.0.0.1:{env.int('PORT', default=8000)}"
+TRUSTVIEW_BASE_URL = env.str("TRUSTVIEW_BASE_URL", default=_served_at)
 
 # MitID Erhverv: one base URL per environment (docs/protocol.md). The defaults are the local simulator
 # (`python -m mitid.simulator serve`), whose TLS CA is MITID_CA_BUNDLE; empty means the system's CAs.
-MITID_TEST_URL = env.str("MITID_TEST_URL", default="https://127.0.0.1:8443/test")
-MITID_PRODUCTION_URL = env.str("MITID_PRODUCTION_URL", default="https://127.0.0.1:8443/production")
+# With only MITID_SIMULATOR_PORT set (`make run` on another port), the defaults follow it.
+_simulator_api = f"https://127.0.0.1:{env.int('MITID_SIMULATOR_PORT', default=8443)}"
+MITID_TEST_URL = env.str("MITID_TEST_URL", default=f"{_simulator_api}/test")
+MITID_PRODUCTION_URL = env.str("MITID_PRODUCTION_URL", default=f"{_simulator_api}/production")
 MITID_SIMULATOR_STATE = Path(env.str("MITID_SIMULATOR_STATE", default=str(VAR_DIR / "simulator")))
 MITID_CA_BUNDLE = env.str("MITID_CA_BUNDLE", default=str(MITID_SIMULATOR_STATE / "tls" / "ca.pem")) or None
 MITID_TIMEOUT_SECONDS = env.float("MITID_TIMEOUT_SECONDS", default=30.0)
