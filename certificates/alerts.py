@@ -19,7 +19,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.translation import gettext_noop
 
-from .choices import EventKind, LifecycleState, OrderState
+from .choices import EventKind, OrderState
 from .models import Certificate, ExpiryAlert, NotificationSettings, Order
 from .services import SCHEDULER, record_event
 
@@ -80,7 +80,7 @@ def send_expiry_alerts(now: dt.datetime | None = None) -> int:
     for days in levels:
         sent = ExpiryAlert.objects.filter(certificate=OuterRef("pk"), threshold_days=days)
         needs_alert |= Q(~Exists(sent), not_after__lte=now + dt.timedelta(days=days))
-    due = Certificate.objects.filter(state=LifecycleState.ACTIVE, not_after__gt=now).filter(needs_alert)
+    due = Certificate.objects.current(now).filter(needs_alert)
     count = 0
     for certificate in due.select_related("organization"):
         crossed = [days for days in levels if certificate.not_after <= now + dt.timedelta(days=days)]
@@ -109,8 +109,6 @@ def send_expiry_alerts(now: dt.datetime | None = None) -> int:
 def _send_expiry_alert(
     certificate: Certificate, threshold: int, levels: list[int], to: list[str], now: dt.datetime
 ) -> None:
-    from .renewal import open_renewal, renewal_blocker
-
     critical = threshold == min(levels)
     days_left = (certificate.not_after - now).days
     send(
@@ -120,8 +118,8 @@ def _send_expiry_alert(
             "days_left": days_left,
             "critical": critical,
             "threshold": threshold,
-            "renewal_blocker": renewal_blocker(certificate, now),
-            "open_renewal": open_renewal(certificate),
+            "renewal_blocker": certificate.renewal_blocker(now),
+            "open_renewal": certificate.open_renewal(),
         },
         to,
     )
@@ -188,7 +186,8 @@ def send_monthly_status(now: dt.datetime | None = None, months: int = 3) -> bool
         return False
     horizon = now + dt.timedelta(days=31 * months)
     expiring = list(
-        Certificate.objects.filter(state=LifecycleState.ACTIVE, not_after__gt=now, not_after__lte=horizon)
+        Certificate.objects.current(now)
+        .filter(not_after__lte=horizon)
         .select_related("organization")
         .order_by("not_after")
     )
@@ -197,9 +196,7 @@ def send_monthly_status(now: dt.datetime | None = None, months: int = 3) -> bool
         .select_related("certificate")
         .order_by("-completed_at")
     )
-    expired = Certificate.objects.filter(
-        state=LifecycleState.ACTIVE, not_after__lte=now, not_after__gt=now - dt.timedelta(days=31)
-    ).count()
+    expired = Certificate.objects.lapsed(now, since=now - dt.timedelta(days=31)).count()
     send(
         "monthly_status",
         {"expiring": expiring, "failed": failed, "expired_last_month": expired, "months": months, "now": now},

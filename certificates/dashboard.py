@@ -7,15 +7,11 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
-from .choices import OPEN_ORDER_STATES, LifecycleState, OrderKind, OrderState
-from .models import Certificate, Event, Order
-
-# A renewal that failed within this many days, for a certificate that is still active, counts as failing.
-FAILING_WINDOW = dt.timedelta(days=30)
+from .models import Certificate, Event
 
 
 @dataclass
@@ -31,30 +27,9 @@ class MonthBar:
 
 
 def counts(now: dt.datetime) -> dict[str, int]:
-    """Certificates by state, and renewals in progress or failing (two queries)."""
-    live = Q(state=LifecycleState.ACTIVE, not_after__gt=now)
-    certificates = Certificate.objects.aggregate(
-        active=Count("pk", filter=live),
-        expiring_30=Count("pk", filter=live & Q(not_after__lte=now + dt.timedelta(days=30))),
-        expiring_14=Count("pk", filter=live & Q(not_after__lte=now + dt.timedelta(days=14))),
-        expired=Count("pk", filter=Q(state=LifecycleState.ACTIVE, not_after__lte=now)),
-        blocked=Count("pk", filter=Q(state=LifecycleState.BLOCKED)),
-    )
-    renewals = Order.objects.filter(kind=OrderKind.RENEW).aggregate(
-        in_progress=Count("pk", filter=Q(state__in=OPEN_ORDER_STATES)),
-        failing=Count(
-            "certificate",
-            distinct=True,
-            filter=Q(state__in=OPEN_ORDER_STATES, attempts__gt=0)
-            | Q(
-                state=OrderState.FAILED,
-                completed_at__gt=now - FAILING_WINDOW,
-                certificate__state=LifecycleState.ACTIVE,
-                certificate__not_after__gt=now,
-            ),
-        ),
-    )
-    return {**certificates, **renewals}
+    """Certificates by state, renewals in progress and failing, and what needs attention (one query,
+    from the same definitions the list filters use, so a card and the list it links to agree)."""
+    return Certificate.objects.state_counts(now)
 
 
 def expiry_chart(now: dt.datetime, months: int = 12, width: int = 720, height: int = 160) -> dict[str, Any]:
@@ -63,7 +38,8 @@ def expiry_chart(now: dt.datetime, months: int = 12, width: int = 720, height: i
     month_starts = [_add_months(start, i) for i in range(months)]
     end = timezone.make_aware(dt.datetime.combine(_add_months(start, months), dt.time.min))
     rows = (
-        Certificate.objects.filter(state=LifecycleState.ACTIVE, not_after__gt=now, not_after__lt=end)
+        Certificate.objects.current(now)
+        .filter(not_after__lt=end)
         .annotate(month=TruncMonth("not_after"))
         .values("month")
         .annotate(count=Count("pk"))
@@ -79,18 +55,14 @@ def expiry_chart(now: dt.datetime, months: int = 12, width: int = 720, height: i
 
 
 def attention(now: dt.datetime, limit: int = 10) -> list[Certificate]:
-    """Active certificates that expired in the last 30 days or expire within 30, soonest first (one query)."""
+    """What a person must act on (Certificate.objects.needs_attention), soonest expiry first (one query)."""
     return list(
-        Certificate.objects.with_status(now)
+        Certificate.objects.needs_attention(now)
+        .with_status(now)
         .with_renewal_state(now)
         .for_listing()
-        .filter(
-            state=LifecycleState.ACTIVE,
-            not_after__gt=now - dt.timedelta(days=30),
-            not_after__lte=now + dt.timedelta(days=30),
-        )
         .select_related("organization")
-        .order_by("not_after")[:limit]
+        .order_by("not_after", "id")[:limit]
     )
 
 

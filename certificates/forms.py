@@ -8,6 +8,7 @@ from django.core.validators import validate_email
 from django.utils.translation import gettext_lazy as _
 
 from .choices import Environment, Status
+from .models import CertificateQuerySet
 
 
 class ImportForm(forms.Form):
@@ -65,6 +66,15 @@ class CertificateFilterForm(forms.Form):
         required=False,
         choices=[("", _("Any")), ("in_progress", _("In progress")), ("failing", _("Failing"))],
     )
+    situation = forms.ChoiceField(
+        label=_("Needs attention"),
+        required=False,
+        choices=[
+            ("", _("Any")),
+            ("attention", _("Needs attention")),
+            ("lapsed", _("Expired without renewal")),
+        ],
+    )
     sort = forms.ChoiceField(
         label=_("Sort"),
         required=False,
@@ -74,6 +84,27 @@ class CertificateFilterForm(forms.Form):
             ("name", _("Name")),
         ],
     )
+
+    def filter(self, certificates: CertificateQuerySet) -> CertificateQuerySet:
+        """The certificates that match the valid filters, in the chosen order (every condition is a
+        CertificateQuerySet method, so the list says exactly what the dashboard counts)."""
+        data = self.cleaned_data if self.is_valid() else {}
+        certificates = certificates.search(data.get("q", ""))
+        if data.get("status"):
+            certificates = certificates.of_status(data["status"])
+        if data.get("environment"):
+            certificates = certificates.filter(environment=data["environment"])
+        if data.get("expires_within") is not None:
+            certificates = certificates.expiring_within(data["expires_within"])
+        if data.get("renewal") == "in_progress":
+            certificates = certificates.renewing()
+        elif data.get("renewal") == "failing":
+            certificates = certificates.renewal_failing()
+        if data.get("situation") == "attention":
+            certificates = certificates.needs_attention()
+        elif data.get("situation") == "lapsed":
+            certificates = certificates.lapsed()
+        return certificates.order_by(*SORTS[data.get("sort") or "expiry"])
 
 
 class RenewalSettingsForm(forms.Form):

@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
-from django.db.models import Case, Exists, ExpressionWrapper, OuterRef, Q, Value, When
+from django.db.models import Case, Count, Exists, ExpressionWrapper, OuterRef, Q, Value, When
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -25,6 +25,7 @@ from .choices import (
     Status,
 )
 from .choices import Environment as CertEnvironment
+from .issuers import issuer_for
 
 DEFAULT_RENEW_BEFORE = dt.timedelta(days=30)
 
@@ -72,13 +73,38 @@ class Organization(models.Model):
 
 
 class CertificateQuerySet(models.QuerySet["Certificate"]):
-    """Derived states (expired, expiring) are computed by the database from not_after, never stored."""
+    """Every derived state of a certificate is defined here, once, from its columns and the clock (never
+    stored). The list, the dashboard, the alerts, the revocation check and the sweep all ask these.
+
+    - current: active (not superseded, not blocked) and not yet expired: what someone relies on today.
+    - live: not blocked and not yet expired, superseded or not: still usable, so still worth an OCSP check.
+    - expiring: current and expiring within TRUSTVIEW_EXPIRING_DAYS (the one "expiring" window).
+    - lapsed: expired while active, that is without a renewal superseding it.
+    - renewing / renewal failing: from the certificate's open or recently failed renewal orders.
+    """
 
     def expired(self, now: dt.datetime | None = None) -> CertificateQuerySet:
         return self.filter(not_after__lte=now or timezone.now())
 
     def unexpired(self, now: dt.datetime | None = None) -> CertificateQuerySet:
         return self.filter(not_after__gt=now or timezone.now())
+
+    def current(self, now: dt.datetime | None = None) -> CertificateQuerySet:
+        """Active and unexpired: the certificates in use that alerts and renewals look after."""
+        return self.filter(_current(now or timezone.now()))
+
+    def live(self, now: dt.datetime | None = None) -> CertificateQuerySet:
+        """Not blocked and unexpired, superseded ones included: still usable, so a revocation matters."""
+        return self.filter(_live(now or timezone.now()))
+
+    def lapsed(self, now: dt.datetime | None = None, since: dt.datetime | None = None) -> CertificateQuerySet:
+        """Expired without a renewal superseding them (optionally: expired after `since`)."""
+        condition = _lapsed(now or timezone.now())
+        return self.filter(condition, not_after__gt=since) if since else self.filter(condition)
+
+    def expiring(self, now: dt.datetime | None = None) -> CertificateQuerySet:
+        """Current certificates within the expiring window (TRUSTVIEW_EXPIRING_DAYS)."""
+        return self.of_status(Status.EXPIRING, now)
 
     def expiring_within(self, days: int, now: dt.datetime | None = None) -> CertificateQuerySet:
         """Unexpired certificates whose not_after falls within `days` from now."""
@@ -108,9 +134,9 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         retry_failed_after = now - dt.timedelta(hours=settings.TRUSTVIEW_FAILED_RENEWAL_RETRY_HOURS)
         renewals = Order.objects.filter(certificate=OuterRef("pk"), kind=OrderKind.RENEW)
         return (
-            self.filter(state=LifecycleState.ACTIVE, auto_renew=True, renew_at__lte=now, not_after__gt=now)
+            self.filter(_current(now), auto_renew=True, renew_at__lte=now)
             .exclude(private_key_encrypted="")
-            .filter(~Exists(renewals.filter(state__in=OPEN_ORDER_STATES)))
+            .filter(~_renewing())
             .filter(~Exists(renewals.filter(state=OrderState.FAILED, completed_at__gt=retry_failed_after)))
         )
 
@@ -122,15 +148,45 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
 
     def with_renewal_state(self, now: dt.datetime | None = None) -> CertificateQuerySet:
         """Annotate `renewing` (an open renewal order) and `renewal_failing` (see `renewal_failing`)."""
-        return self.annotate(renewing=_renewing(), renewal_failing=_renewal_failing(now or timezone.now()))
+        now = now or timezone.now()
+        return self.annotate(
+            renewing=_renewing(),
+            renewal_failing=ExpressionWrapper(_renewal_failing(now), output_field=models.BooleanField()),
+        )
 
     def renewing(self) -> CertificateQuerySet:
         """Certificates with a renewal order in progress."""
         return self.filter(_renewing())
 
     def renewal_failing(self, now: dt.datetime | None = None) -> CertificateQuerySet:
-        """Active certificates whose renewal is retrying after errors, or failed in the last 30 days."""
-        return self.filter(_renewal_failing(now or timezone.now()), state=LifecycleState.ACTIVE)
+        """Current certificates whose renewal is retrying after errors, or failed in the last
+        RENEWAL_FAILING_DAYS days (once a certificate has lapsed, it counts as lapsed instead)."""
+        return self.filter(_renewal_failing(now or timezone.now()))
+
+    def needs_attention(self, now: dt.datetime | None = None) -> CertificateQuerySet:
+        """What a person must act on: expiring, renewal failing, lapsed within the last
+        RECENT_LAPSE_DAYS, or blocked while still within its validity and not replaced."""
+        return self.filter(_needs_attention(now or timezone.now()))
+
+    def state_counts(self, now: dt.datetime | None = None) -> dict[str, int]:
+        """How many certificates are in each state the dashboard shows, in one aggregate query, from the
+        same conditions as the methods above (so a card and its list never disagree)."""
+        now = now or timezone.now()
+        critical = now + dt.timedelta(days=settings.TRUSTVIEW_CRITICAL_DAYS)
+
+        def count(condition: Q) -> Count:
+            return Count("pk", filter=condition)
+
+        return self.aggregate(
+            valid=count(_status_condition(Status.VALID, now)),
+            expiring=count(_status_condition(Status.EXPIRING, now)),
+            critical=count(_status_condition(Status.EXPIRING, now) & Q(not_after__lte=critical)),
+            lapsed=count(_lapsed(now)),
+            blocked=count(_status_condition(Status.BLOCKED, now)),
+            renewal_failing=count(_renewal_failing(now)),
+            renewing=count(Q(_renewing())),
+            needs_attention=count(_needs_attention(now)),
+        )
 
     def search(self, text: str) -> CertificateQuerySet:
         """Match a common name (part of it), a CVR, or the start of a serial number or fingerprint."""
@@ -146,25 +202,53 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         return self.filter(condition)
 
 
+# A failed renewal keeps a current certificate "renewal failing" this long (unless a retry succeeds).
+RENEWAL_FAILING_DAYS = 30
+# A certificate that lapsed stays on the dashboard's "needs attention" this long.
+RECENT_LAPSE_DAYS = 30
+
+
+def _current(now: dt.datetime) -> Q:
+    return Q(state=LifecycleState.ACTIVE, not_after__gt=now)
+
+
+def _live(now: dt.datetime) -> Q:
+    return ~Q(state=LifecycleState.BLOCKED) & Q(not_after__gt=now)
+
+
+def _lapsed(now: dt.datetime) -> Q:
+    return Q(state=LifecycleState.ACTIVE, not_after__lte=now)
+
+
 def _renewing() -> Exists:
     return Exists(
         Order.objects.filter(certificate=OuterRef("pk"), kind=OrderKind.RENEW, state__in=OPEN_ORDER_STATES)
     )
 
 
-def _renewal_failing(now: dt.datetime) -> Exists:
-    return Exists(
-        Order.objects.filter(certificate=OuterRef("pk"), kind=OrderKind.RENEW).filter(
-            Q(state__in=OPEN_ORDER_STATES, attempts__gt=0)
-            | Q(state=OrderState.FAILED, completed_at__gt=now - dt.timedelta(days=30))
-        )
+def _renewal_failing(now: dt.datetime) -> Q:
+    failing = Order.objects.filter(certificate=OuterRef("pk"), kind=OrderKind.RENEW).filter(
+        Q(state__in=OPEN_ORDER_STATES, attempts__gt=0)
+        | Q(state=OrderState.FAILED, completed_at__gt=now - dt.timedelta(days=RENEWAL_FAILING_DAYS))
+    )
+    return _current(now) & Q(Exists(failing))
+
+
+def _needs_attention(now: dt.datetime) -> Q:
+    replaced = Exists(Certificate.objects.filter(renewed_from=OuterRef("pk")))
+    blocked_unreplaced = Q(state=LifecycleState.BLOCKED, not_after__gt=now) & ~Q(replaced)
+    return (
+        _status_condition(Status.EXPIRING, now)
+        | _renewal_failing(now)
+        | (_lapsed(now) & Q(not_after__gt=now - dt.timedelta(days=RECENT_LAPSE_DAYS)))
+        | blocked_unreplaced
     )
 
 
 def _status_condition(status: Status, now: dt.datetime) -> Q:
     """The columns that make a certificate have `status` at `now` (each excludes the ones before it)."""
     soon = now + dt.timedelta(days=settings.TRUSTVIEW_EXPIRING_DAYS)
-    live = ~Q(state=LifecycleState.BLOCKED) & Q(not_after__gt=now)
+    live = _live(now)
     return {
         Status.BLOCKED: Q(state=LifecycleState.BLOCKED),
         Status.EXPIRED: ~Q(state=LifecycleState.BLOCKED) & Q(not_after__lte=now),
@@ -258,6 +342,34 @@ class Certificate(models.Model):
     def days_left(self, now: dt.datetime | None = None) -> int:
         """Whole days until not_after (negative once expired)."""
         return (self.not_after - (now or timezone.now())).days
+
+    def open_renewal(self) -> Order | None:
+        """The renewal order in progress for this certificate, if any (at most one: a constraint)."""
+        return Order.objects.open().filter(certificate=self, kind=OrderKind.RENEW).first()
+
+    def renewal_blocker(self, now: dt.datetime | None = None) -> str | None:
+        """Why the portal cannot renew this certificate now, in a sentence; None when it can."""
+        now = now or timezone.now()
+        if self.state == LifecycleState.BLOCKED:
+            return gettext("The certificate is blocked, so it cannot be renewed. Order a new certificate.")
+        if self.not_after <= now:
+            return gettext(
+                "The certificate has expired, so it cannot be renewed: order a new certificate (in MitID "
+                "Erhverv, make a new certificate profile and issue it from the Issue page)."
+            )
+        if self.state == LifecycleState.SUPERSEDED:
+            return gettext("This certificate has already been renewed; its renewal supersedes it.")
+        if not self.has_private_key:
+            return gettext(
+                "The portal holds no private key for this certificate (monitor only), so it cannot renew "
+                "it. Import it with its private key, or renew it where it was issued."
+            )
+        issuer = issuer_for(self)
+        if issuer is None:
+            return gettext(
+                "No CA connected to the portal issued this certificate; renew it where it was issued."
+            )
+        return issuer.renewal_refusal(self)
 
     @property
     def serial_number_display(self) -> str:

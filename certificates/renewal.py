@@ -43,48 +43,19 @@ class BlockNotPossible(Exception):
     """Blocking failed or cannot be done here; the message says why and what to do instead."""
 
 
-# --- may this certificate be renewed? ------------------------------------------------------------------
-
-
-def renewal_blocker(certificate: Certificate, now: dt.datetime | None = None) -> str | None:
-    """Why the portal cannot renew this certificate now, in a sentence; None when it can."""
-    now = now or timezone.now()
-    if certificate.state == LifecycleState.BLOCKED:
-        return _("The certificate is blocked, so it cannot be renewed. Order a new certificate.")
-    if certificate.not_after <= now:
-        return _(
-            "The certificate has expired, so it cannot be renewed: order a new certificate (in MitID "
-            "Erhverv, make a new certificate profile and issue it from the Issue page)."
-        )
-    if certificate.state == LifecycleState.SUPERSEDED:
-        return _("This certificate has already been renewed; its renewal supersedes it.")
-    if not certificate.has_private_key:
-        return _(
-            "The portal holds no private key for this certificate (monitor only), so it cannot renew it. "
-            "Import it with its private key, or renew it where it was issued."
-        )
-    issuer = issuer_for(certificate)
-    if issuer is None:
-        return _("No CA connected to the portal issued this certificate; renew it where it was issued.")
-    return issuer.renewal_refusal(certificate)
-
-
-def open_renewal(certificate: Certificate) -> Order | None:
-    return Order.objects.open().filter(certificate=certificate, kind=OrderKind.RENEW).first()
-
-
 # --- starting a renewal --------------------------------------------------------------------------------
 
 
 def request_renewal(certificate: Certificate, actor: Actor) -> tuple[Order, bool]:
-    """Open a renewal order (or find the one already open) and hand it to a worker.
+    """Open a renewal order (or find the one already open). The caller hands a new order to a worker
+    (certificates.tasks.queue_order_on_commit).
 
     Returns (order, created). Raises RenewalNotPossible with a sentence when renewal cannot start.
     """
-    existing = open_renewal(certificate)
+    existing = certificate.open_renewal()
     if existing is not None:
         return existing, False
-    reason = renewal_blocker(certificate)
+    reason = certificate.renewal_blocker()
     if reason:
         raise RenewalNotPossible(reason)
     user = actor if isinstance(actor, User) else None
@@ -103,33 +74,26 @@ def request_renewal(certificate: Certificate, actor: Actor) -> tuple[Order, bool
             )
     except IntegrityError:
         # Someone else (another click, the scheduler) opened it a moment ago: that is the one.
-        existing = open_renewal(certificate)
+        existing = certificate.open_renewal()
         if existing is None:
             raise
         return existing, False
-    transaction.on_commit(lambda: enqueue(order.pk))
     return order, True
-
-
-def enqueue(order_id: int, delay: float = 0) -> None:
-    """Hand an order step to a worker. If the broker is down, the sweep finds the order later."""
-    from .tasks import process_order
-
-    try:
-        process_order.apply_async((order_id,), countdown=max(0.0, delay))
-    except Exception:  # the database is the truth; a lost message only delays the step
-        log.warning("Could not queue order %s; the sweep will pick it up", order_id, exc_info=True)
 
 
 # --- one step of an order ------------------------------------------------------------------------------
 
 
-def advance_order(order_id: int, now: dt.datetime | None = None) -> None:
-    """Take the next step of an open order, if it is due and no other worker holds it."""
+def advance_order(order_id: int, now: dt.datetime | None = None) -> float | None:
+    """Take the next step of an open order, if it is due and no other worker holds it.
+
+    Returns in how many seconds the order wants its next step, or None when it is finished (or was not
+    this call's to take).
+    """
     now = now or timezone.now()
     claimed = Order.objects.due(now).filter(pk=order_id).update(next_attempt_at=now + LEASE)
     if not claimed:
-        return
+        return None
     order = Order.objects.select_related("certificate", "certificate__organization").get(pk=order_id)
     certificate = order.certificate
     issuer = issuer_for(certificate)
@@ -137,9 +101,9 @@ def advance_order(order_id: int, now: dt.datetime | None = None) -> None:
         _fail(
             order,
             "not_renewable",
-            renewal_blocker(certificate, now) or _("The certificate cannot be renewed."),
+            certificate.renewal_blocker(now) or _("The certificate cannot be renewed."),
         )
-        return
+        return None
     try:
         if order.ca_order_id:
             answer = issuer.order_status(certificate, order.ca_order_id)
@@ -147,13 +111,12 @@ def advance_order(order_id: int, now: dt.datetime | None = None) -> None:
             answer = issuer.request_renewal(certificate, idempotency_key=str(order.idempotency_key))
     except IssuerError as error:
         if error.transient:
-            _retry_later(order, error, now)
-        else:
-            _fail(order, error.code, error.sentence)
-        return
+            return _retry_later(order, error, now)
+        _fail(order, error.code, error.sentence)
+        return None
     if answer.status == "issued" and answer.bundle is not None:
         _complete(order, answer.bundle, issuer.name)
-        return
+        return None
     wait = min(max(answer.retry_after or settings.TRUSTVIEW_POLL_SECONDS, 1.0), 3600.0)
     Order.objects.filter(pk=order.pk).update(
         state=OrderState.IN_PROGRESS,
@@ -163,7 +126,7 @@ def advance_order(order_id: int, now: dt.datetime | None = None) -> None:
         last_error="",
         next_attempt_at=now + dt.timedelta(seconds=wait),
     )
-    enqueue(order.pk, delay=wait)
+    return wait
 
 
 def backoff_seconds(failures: int, retry_after: float | None = None) -> float:
@@ -174,7 +137,7 @@ def backoff_seconds(failures: int, retry_after: float | None = None) -> float:
     return max(delay, retry_after or 0.0)
 
 
-def _retry_later(order: Order, error: IssuerError, now: dt.datetime) -> None:
+def _retry_later(order: Order, error: IssuerError, now: dt.datetime) -> float:
     failures = order.attempts + 1
     wait = backoff_seconds(failures, error.retry_after)
     Order.objects.filter(pk=order.pk).update(
@@ -190,7 +153,7 @@ def _retry_later(order: Order, error: IssuerError, now: dt.datetime) -> None:
     ).update(alerted=True):
         order.refresh_from_db()
         alerts.renewal_keeps_failing(order)
-    enqueue(order.pk, delay=wait)
+    return wait
 
 
 def _fail(order: Order, code: str, sentence: str) -> None:
@@ -259,11 +222,12 @@ def _complete(order: Order, bundle: Bundle, issuer_name: str) -> None:
 @dataclass
 class SweepResult:
     opened: int
-    queued: int
+    due_orders: list[int]
 
 
 def sweep(now: dt.datetime | None = None) -> SweepResult:
-    """Open renewal orders for every certificate that is due, and queue every order step that is due.
+    """Open renewal orders for every certificate that is due, and list every order step that is due
+    (the new orders among them) for the caller to hand to workers.
 
     One query finds what is due, whatever the inventory size (renew_at is indexed); a second finds the
     order steps that are due, including those of a worker that died holding them.
@@ -278,11 +242,9 @@ def sweep(now: dt.datetime | None = None) -> SweepResult:
             continue
         opened += created
     due = list(Order.objects.due(now).values_list("pk", flat=True))
-    for order_id in due:
-        enqueue(order_id)
     # Proof of life for /readyz: beat sent the sweep, a worker ran it, and the database took it.
     SchedulerHeartbeat.record(SchedulerHeartbeat.RENEWAL_SWEEP)
-    return SweepResult(opened=opened, queued=len(due))
+    return SweepResult(opened=opened, due_orders=due)
 
 
 # --- blocking ------------------------------------------------------------------------------------------

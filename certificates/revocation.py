@@ -15,7 +15,6 @@ from cryptography.x509.oid import SignatureAlgorithmOID
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
-from .choices import LifecycleState
 from .models import Certificate
 from .renewal import mark_blocked
 from .services import SCHEDULER
@@ -46,9 +45,9 @@ def check_all(now: dt.datetime | None = None) -> int:
     again at the next run.
     """
     now = now or timezone.now()
-    live = Certificate.objects.filter(
-        state__in=[LifecycleState.ACTIVE, LifecycleState.SUPERSEDED], not_after__gt=now
-    ).only("pk", "pem", "chain_pem", "ocsp_urls", "authority_key_id", "issuer_dn", "subject_cn")
+    live = Certificate.objects.live(now).only(
+        "pk", "pem", "chain_pem", "ocsp_urls", "authority_key_id", "issuer_dn", "subject_cn"
+    )
     revoked = 0
     for row in live.iterator():
         if not row.ocsp_urls:

@@ -1,24 +1,49 @@
 """Celery tasks: thin wrappers that take an id (or nothing), re-read the rows, and call a service.
 
+This is the only module of `certificates` that knows Celery. Services say when they want to be called
+again (an order step returns its delay; the sweep returns the due order steps) and the tasks queue it.
 Every task is safe to run twice; the schedule is CELERY_BEAT_SCHEDULE in settings.
 """
 
 from __future__ import annotations
 
+import logging
+
 from celery import shared_task
+from django.db import transaction
 
 from . import alerts, renewal, revocation
+
+log = logging.getLogger(__name__)
+
+
+def queue_order(order_id: int, delay: float = 0) -> None:
+    """Hand an order step to a worker. If the broker is down, the sweep finds the order later."""
+    try:
+        process_order.apply_async((order_id,), countdown=max(0.0, delay))
+    except Exception:  # the database is the truth; a lost message only delays the step
+        log.warning("Could not queue order %s; the sweep will pick it up", order_id, exc_info=True)
+
+
+def queue_order_on_commit(order_id: int) -> None:
+    """Queue an order's first step once the transaction that opened it has committed (the one way a
+    view hands work to a worker)."""
+    transaction.on_commit(lambda: queue_order(order_id))
 
 
 @shared_task(name="certificates.tasks.sweep")
 def sweep() -> dict[str, int]:
     result = renewal.sweep()
-    return {"opened": result.opened, "queued": result.queued}
+    for order_id in result.due_orders:
+        queue_order(order_id)
+    return {"opened": result.opened, "queued": len(result.due_orders)}
 
 
 @shared_task(name="certificates.tasks.process_order")
 def process_order(order_id: int) -> None:
-    renewal.advance_order(order_id)
+    again_in = renewal.advance_order(order_id)
+    if again_in is not None:
+        queue_order(order_id, delay=again_in)
 
 
 @shared_task(name="certificates.tasks.send_expiry_alerts")

@@ -8,7 +8,6 @@ app_name = "certificates"
 urlpatterns = [
     path("", views.certificate_list, name="list"),
     path("import/", views.certificate_import, name="import"),
-    path("renewals/open.json", views.open_renewals, name="renewals-open"),
     path("notifications/", views.notification_settings, name="notifications"),
     path("<int:pk>/", views.certificate_detail, name="detail"),
     path(
@@ -17,7 +16,7 @@ urlpatterns = [
     path("<int:pk>/chain.pem", views.download_certificate, {"what": "chain"}, name="download-chain"),
     path("<int:pk>/pkcs12/", views.download_pkcs12, name="download-pkcs12"),
     path("<int:pk>/renew/", views.renew, name="renew"),
-    path("<int:pk>/renewal/", views.renewal_status, name="renewal-status"),
+    path("<int:pk>/renewal/", views.renewal_progress, name="renewal-progress"),
     path("<int:pk>/block/", views.block, name="block"),
     path("<int:pk>/renewal-settings/", views.renewal_settings, name="renewal-settings"),
 ]

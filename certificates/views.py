@@ -3,32 +3,26 @@
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
-from django.utils.translation import gettext
+from django.utils.cache import patch_vary_headers
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from . import alerts
 from . import dashboard as dashboard_data
-from .choices import OPEN_ORDER_STATES, STATUS_COLOURS, OrderKind
-from .forms import SORTS, CertificateFilterForm, ImportForm, NotificationSettingsForm, RenewalSettingsForm
+from .choices import STATUS_COLOURS, OrderKind
+from .forms import CertificateFilterForm, ImportForm, NotificationSettingsForm, RenewalSettingsForm
 from .models import Certificate, NotificationSettings, Order
-from .renewal import (
-    BlockNotPossible,
-    RenewalNotPossible,
-    block_certificate,
-    open_renewal,
-    renewal_blocker,
-    request_renewal,
-)
+from .renewal import BlockNotPossible, RenewalNotPossible, block_certificate, request_renewal
 from .services import (
     change_renewal_settings,
     download_name,
@@ -36,36 +30,29 @@ from .services import (
     import_certificate_file,
     issuer_chain,
 )
+from .tasks import queue_order_on_commit
 from .x509 import CertificateFileError
+
+
+def _live(request: HttpRequest, template: str, partial: str, context: dict[str, Any]) -> HttpResponse:
+    """A page whose live part htmx fetches again while a renewal runs: the whole page, or only the
+    partial when htmx asks (its HX-Request header; the answer varies on it so no cache mixes them)."""
+    response = render(request, partial if request.headers.get("HX-Request") else template, context)
+    patch_vary_headers(response, ["HX-Request"])
+    return response
 
 
 @login_required
 def certificate_list(request: HttpRequest) -> HttpResponse:
     form = CertificateFilterForm(request.GET or None)
-    certificates = Certificate.objects.with_status().with_renewal_state().for_listing()
-    sort = "expiry"
-    if form.is_valid():
-        data = form.cleaned_data
-        certificates = certificates.search(data["q"])
-        if data["status"]:
-            certificates = certificates.of_status(data["status"])
-        if data["environment"]:
-            certificates = certificates.filter(environment=data["environment"])
-        if data["expires_within"] is not None:
-            certificates = certificates.expiring_within(data["expires_within"])
-        if data["renewal"] == "in_progress":
-            certificates = certificates.renewing()
-        elif data["renewal"] == "failing":
-            certificates = certificates.renewal_failing()
-        sort = data["sort"] or sort
-    page = Paginator(certificates.order_by(*SORTS[sort]), settings.TRUSTVIEW_PAGE_SIZE).get_page(
-        request.GET.get("page")
-    )
+    certificates = form.filter(Certificate.objects.with_status().with_renewal_state().for_listing())
+    page = Paginator(certificates, settings.TRUSTVIEW_PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    return render(
+    return _live(
         request,
         "certificates/list.html",
+        "certificates/partials/list_results.html",
         {
             "form": form,
             "page": page,
@@ -81,7 +68,7 @@ def certificate_detail(request: HttpRequest, pk: int) -> HttpResponse:
         Certificate.objects.with_status().select_related("organization", "renewed_from"), pk=pk
     )
     replaced_by = Certificate.objects.filter(renewed_from=certificate).first()
-    order = open_renewal(certificate)
+    order = certificate.open_renewal()
     return render(
         request,
         "certificates/detail.html",
@@ -89,7 +76,7 @@ def certificate_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "certificate": certificate,
             "replaced_by": replaced_by,
             "open_renewal": order,
-            "renewal_blocker": None if order else renewal_blocker(certificate),
+            "renewal_blocker": None if order else certificate.renewal_blocker(),
             "settings_form": RenewalSettingsForm(
                 initial={
                     "auto_renew": certificate.auto_renew,
@@ -166,11 +153,12 @@ def renew(request: HttpRequest, pk: int) -> HttpResponse:
     """ "Renew now": open a renewal order, or show the one already open."""
     certificate = get_object_or_404(Certificate.objects.select_related("organization"), pk=pk)
     try:
-        _order, created = request_renewal(certificate, request.user)
+        order, created = request_renewal(certificate, request.user)
     except RenewalNotPossible as refusal:
         messages.error(request, str(refusal))
     else:
         if created:
+            queue_order_on_commit(order.pk)
             messages.success(
                 request, _("Renewal requested. This page shows when the new certificate is ready.")
             )
@@ -180,32 +168,32 @@ def renew(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @login_required
-def renewal_status(request: HttpRequest, pk: int) -> JsonResponse:
-    """Where the latest renewal of a certificate stands, for the page to follow it without a reload."""
+def renewal_progress(request: HttpRequest, pk: int) -> HttpResponse:
+    """The renewal-progress line of a certificate's page, which htmx fetches while the renewal runs.
+
+    While the order is open: the line, in the reader's language. Once issued: htmx is told to open the
+    new certificate (HX-Redirect); once it ended otherwise: to reload the page, which says why.
+    """
+    certificate = get_object_or_404(Certificate.objects.only("pk"), pk=pk)
     order = (
-        Order.objects.filter(certificate_id=pk, kind=OrderKind.RENEW)
+        Order.objects.filter(certificate=certificate, kind=OrderKind.RENEW)
         .select_related("new_certificate")
         .order_by("-created_at", "-id")
         .first()
     )
-    if order is None:
-        return JsonResponse({"state": None})
-    return JsonResponse(
-        {
-            "state": order.state,
-            "label": order.get_state_display(),
-            "retrying": bool(order.last_error_code) and order.is_open,
-            "last_error": gettext(order.last_error) if order.last_error else "",
-            # The whole line the page shows while the order is open, in the reader's language.
-            "progress": _("%(state)s. Retrying: %(error)s")
-            % {"state": order.get_state_display(), "error": gettext(order.last_error)}
-            if order.last_error and order.is_open
-            else str(order.get_state_display()),
-            "new_certificate_url": order.new_certificate.get_absolute_url()
-            if order.new_certificate
-            else None,
-        }
-    )
+    if order is not None and order.is_open:
+        return render(
+            request,
+            "certificates/partials/renewal_progress.html",
+            {"certificate": certificate, "order": order},
+        )
+    response = HttpResponse(status=204)
+    if order is not None and order.new_certificate is not None:
+        messages.success(request, _("Renewed: this is the new certificate."))
+        response["HX-Redirect"] = order.new_certificate.get_absolute_url()
+    else:
+        response["HX-Refresh"] = "true"
+    return response
 
 
 @login_required
@@ -249,25 +237,19 @@ def renewal_settings(request: HttpRequest, pk: int) -> HttpResponse:
 def dashboard(request: HttpRequest) -> HttpResponse:
     """What expires when, what is failing, and what happened lately."""
     now = timezone.now()
-    return render(
+    return _live(
         request,
         "certificates/dashboard.html",
+        "certificates/partials/dashboard_body.html",
         {
             "counts": dashboard_data.counts(now),
             "chart": dashboard_data.expiry_chart(now),
             "attention": dashboard_data.attention(now),
             "events": dashboard_data.recent_events(),
+            "expiring_days": settings.TRUSTVIEW_EXPIRING_DAYS,
+            "critical_days": settings.TRUSTVIEW_CRITICAL_DAYS,
         },
     )
-
-
-@login_required
-def open_renewals(request: HttpRequest) -> JsonResponse:
-    """Which certificates have a renewal in progress (for pages that refresh when one finishes)."""
-    ids = Order.objects.filter(kind=OrderKind.RENEW, state__in=OPEN_ORDER_STATES).values_list(
-        "certificate_id", flat=True
-    )
-    return JsonResponse({"open": sorted(ids)})
 
 
 @login_required

@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 from django.db import connection
+from django.db.models import Q
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -40,25 +41,55 @@ def test_dashboard_runs_the_same_number_of_queries_for_10_and_500_certificates(a
     assert queries() == small
 
 
-def test_counts_by_state_and_renewal(alice_client):
+def test_counts_by_state_and_renewal_agree_with_the_list_each_card_links_to(alice_client):
     now = timezone.now()
     make_inventory(60)  # a third each active, superseded, blocked; expiries from -30 to +383 days
     rows = list(Certificate.objects.all())
-    live = [c for c in rows if c.state == LifecycleState.ACTIVE and c.not_after > now]
-    first, second = live[0], live[1]
+    current = [c for c in rows if c.state == LifecycleState.ACTIVE and c.not_after > now]
+    first, second = current[0], current[1]
     Order.objects.create(certificate=first, requested_by_label="scheduler")  # in progress
     Order.objects.create(certificate=second, requested_by_label="scheduler", attempts=3)  # retrying
     found = counts(now)
-    assert found["active"] == len(live)
-    assert found["expiring_30"] == sum(c.not_after <= now + dt.timedelta(days=30) for c in live)
-    assert found["expiring_14"] == sum(c.not_after <= now + dt.timedelta(days=14) for c in live)
-    assert found["expired"] == sum(c.state == LifecycleState.ACTIVE and c.not_after <= now for c in rows)
+    soon = now + dt.timedelta(days=30)
+    assert found["valid"] == sum(c.not_after > soon for c in current)
+    assert found["expiring"] == sum(c.not_after <= soon for c in current)
+    assert found["critical"] == sum(c.not_after <= now + dt.timedelta(days=14) for c in current)
+    assert found["lapsed"] == sum(c.state == LifecycleState.ACTIVE and c.not_after <= now for c in rows)
     assert found["blocked"] == sum(c.state == LifecycleState.BLOCKED for c in rows)
-    assert (found["in_progress"], found["failing"]) == (2, 1)
+    assert (found["renewing"], found["renewal_failing"]) == (2, 1)
     Order.objects.filter(certificate=second).update(state=OrderState.FAILED, completed_at=now)
-    assert counts(now)["failing"] == 1 and counts(now)["in_progress"] == 1
+    assert counts(now)["renewal_failing"] == 1 and counts(now)["renewing"] == 1
+
     page = alice_client.get(HOME).content.decode()
-    assert f"<strong>{found['active']}</strong><span>Active</span>" in page
+    assert f"<strong>{found['valid']}</strong><span>Valid</span>" in page
+    # Each card's number is the number of certificates on the list page it links to.
+    for query, key in [
+        ("status=valid", "valid"),
+        ("status=expiring", "expiring"),
+        ("status=expiring&expires_within=14", "critical"),
+        ("situation=lapsed", "lapsed"),
+        ("status=blocked", "blocked"),
+        ("renewal=failing", "renewal_failing"),
+        ("renewal=in_progress", "renewing"),
+        ("situation=attention", "needs_attention"),
+    ]:
+        listed = alice_client.get(f"{reverse('certificates:list')}?{query}").context["page"].paginator.count
+        assert listed == Certificate.objects.state_counts()[key], query
+
+
+def test_a_running_renewal_makes_the_dashboard_and_list_refresh_through_htmx(alice_client):
+    make_inventory(10)
+    page = alice_client.get(HOME).content.decode()
+    assert "hx-trigger" not in page  # nothing runs: nothing polls
+    Order.objects.create(certificate=Certificate.objects.current().first(), requested_by_label="alice")
+    page = alice_client.get(HOME).content.decode()
+    assert 'id="dashboard-live"' in page and 'hx-trigger="every 3s"' in page
+    partial = alice_client.get(HOME, HTTP_HX_REQUEST="true")
+    assert partial.content.decode().lstrip().startswith('<div id="dashboard-live"')
+    assert "<html" not in partial.content.decode() and "HX-Request" in partial["Vary"]
+    listing = alice_client.get(reverse("certificates:list") + "?renewal=in_progress", HTTP_HX_REQUEST="true")
+    assert 'id="certificate-results"' in listing.content.decode()
+    assert 'hx-trigger="every 3s"' in listing.content.decode()
 
 
 def test_chart_has_twelve_months_and_counts_active_expiries():
@@ -79,15 +110,21 @@ def test_chart_has_twelve_months_and_counts_active_expiries():
     assert tallest.height == chart["baseline"] - 18 and tallest.y == 18
 
 
-def test_attention_list_shows_soon_expiring_and_recently_expired(alice_client):
-    make_inventory(40)
-    page = alice_client.get(HOME).content.decode()
+def test_attention_lists_expiring_failing_lapsed_and_blocked_but_not_the_fine_ones(alice_client):
     now = timezone.now()
-    soon = Certificate.objects.filter(
-        state=LifecycleState.ACTIVE,
-        not_after__gt=now - dt.timedelta(days=30),
-        not_after__lte=now + dt.timedelta(days=30),
-    ).order_by("not_after")[:10]
-    assert soon
-    for certificate in soon:
+    make_inventory(40)
+    current = Certificate.objects.current(now)
+    failing = current.filter(not_after__gt=now + dt.timedelta(days=60)).first()
+    Order.objects.create(certificate=failing, requested_by_label="scheduler", attempts=2)
+    page = alice_client.get(HOME).content.decode()
+    expected = Certificate.objects.filter(
+        Q(state=LifecycleState.ACTIVE, not_after__gt=now - dt.timedelta(days=30), not_after__lte=now)
+        | Q(state=LifecycleState.ACTIVE, not_after__gt=now, not_after__lte=now + dt.timedelta(days=30))
+        | Q(pk=failing.pk)
+        | Q(state=LifecycleState.BLOCKED, not_after__gt=now)
+    )
+    assert set(Certificate.objects.needs_attention(now)) == set(expected)
+    for certificate in expected.order_by("not_after")[:10]:
         assert certificate.get_absolute_url() in page
+    fine = current.filter(not_after__gt=now + dt.timedelta(days=60)).exclude(pk=failing.pk).first()
+    assert fine.get_absolute_url() not in page

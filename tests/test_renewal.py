@@ -91,9 +91,13 @@ def test_renew_now_renews_with_the_same_identity_and_supersedes_the_old(alice_cl
     assert EventKind.RENEWAL_REQUESTED in kinds and EventKind.RENEWED in kinds
     assert Event.objects.get(certificate=new).kind == EventKind.RENEWED
 
-    status = alice_client.get(reverse("certificates:renewal-status", args=[old.pk])).json()
-    assert status["state"] == "issued" and status["new_certificate_url"] == new.get_absolute_url()
-    assert status["progress"] == "Issued"
+    # The page's live line (htmx) opens the new certificate, which says it is the renewal.
+    progress = alice_client.get(
+        reverse("certificates:renewal-progress", args=[old.pk]), HTTP_HX_REQUEST="true"
+    )
+    assert progress.status_code == 204 and progress["HX-Redirect"] == new.get_absolute_url()
+    new_page = alice_client.get(new.get_absolute_url()).content.decode()
+    assert "Renewed: this is the new certificate." in new_page
     old_page = alice_client.get(old.get_absolute_url()).content.decode()
     assert "already been renewed" in old_page and new.get_absolute_url() in old_page
 
@@ -171,9 +175,12 @@ def test_faults_delay_the_renewal_but_lose_nothing_and_duplicate_nothing(renewab
     live = Client()
     live.force_login(User.objects.create_user("viewer"))
     progress = live.get(
-        reverse("certificates:renewal-status", args=[old.pk]), HTTP_ACCEPT_LANGUAGE="da"
-    ).json()
-    assert progress["progress"].startswith("Venter. Prøver igen: MitID Erhverv")
+        reverse("certificates:renewal-progress", args=[old.pk]),
+        HTTP_ACCEPT_LANGUAGE="da",
+        HTTP_HX_REQUEST="true",
+    ).content.decode()
+    assert "Fornyelse i gang" in progress and "Prøver igen: MitID Erhverv" in progress
+    assert 'hx-trigger="every 2s"' in progress  # htmx keeps following it
     assert order.next_attempt_at >= before + dt.timedelta(seconds=3)  # Retry-After honoured
     assert "MitID Erhverv is unavailable right now" in order.last_error
 

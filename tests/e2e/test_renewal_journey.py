@@ -31,6 +31,7 @@ def test_renew_now_shows_progress_then_the_new_certificate_without_a_reload(page
         # The page follows the order by itself and opens the new certificate when it is ready.
         expect(page).not_to_have_url(old_url, timeout=30_000)
         expect(page.get_by_role("heading", level=1)).to_have_text("Indberetning")
+        expect(page.get_by_text("Renewed: this is the new certificate.")).to_be_visible()
         expect(page.get_by_text("Renews")).to_be_visible()
         expect(page.locator(".badge")).to_have_text("Valid")
         expect(page.get_by_role("button", name="Renew now")).to_be_enabled()
