@@ -320,6 +320,13 @@ class Certificate(models.Model):
     class Meta:
         ordering = ["not_after", "id"]
         indexes = [models.Index(fields=["state", "not_after"], name="cert_state_expiry_idx")]
+        # The actions beyond looking (view_certificate) and importing (add_certificate); the roles
+        # (accounts.roles) are built from these.
+        permissions = [
+            ("renew_certificate", "Can renew certificates and change their renewal settings"),
+            ("block_certificate", "Can block certificates at their CA"),
+            ("download_private_key", "Can download private keys (PKCS#12)"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.subject_cn} ({self.serial_number})"

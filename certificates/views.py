@@ -7,7 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import permission_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -42,7 +42,7 @@ def _live(request: HttpRequest, template: str, partial: str, context: dict[str, 
     return response
 
 
-@login_required
+@permission_required("certificates.view_certificate", raise_exception=True)
 def certificate_list(request: HttpRequest) -> HttpResponse:
     form = CertificateFilterForm(request.GET or None)
     certificates = form.filter(Certificate.objects.with_status().with_renewal_state().for_listing())
@@ -62,7 +62,7 @@ def certificate_list(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
+@permission_required("certificates.view_certificate", raise_exception=True)
 def certificate_detail(request: HttpRequest, pk: int) -> HttpResponse:
     certificate = get_object_or_404(
         Certificate.objects.with_status().select_related("organization", "renewed_from"), pk=pk
@@ -90,7 +90,7 @@ def certificate_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-@login_required
+@permission_required("certificates.add_certificate", raise_exception=True)
 def certificate_import(request: HttpRequest) -> HttpResponse:
     form = ImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
@@ -113,7 +113,7 @@ def certificate_import(request: HttpRequest) -> HttpResponse:
     return render(request, "certificates/import.html", {"form": form}, status=400 if form.errors else 200)
 
 
-@login_required
+@permission_required("certificates.view_certificate", raise_exception=True)
 def download_certificate(request: HttpRequest, pk: int, what: str) -> HttpResponse:
     """The certificate alone, or with its chain (issuers, nearest first), as PEM."""
     certificate = get_object_or_404(
@@ -128,7 +128,7 @@ def download_certificate(request: HttpRequest, pk: int, what: str) -> HttpRespon
 
 @require_POST
 @never_cache
-@login_required
+@permission_required("certificates.download_private_key", raise_exception=True)
 def download_pkcs12(request: HttpRequest, pk: int) -> HttpResponse:
     """Make a PKCS#12 with a fresh password and show the password once, beside the file.
 
@@ -148,7 +148,7 @@ def download_pkcs12(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-@login_required
+@permission_required("certificates.renew_certificate", raise_exception=True)
 def renew(request: HttpRequest, pk: int) -> HttpResponse:
     """ "Renew now": open a renewal order, or show the one already open."""
     certificate = get_object_or_404(Certificate.objects.select_related("organization"), pk=pk)
@@ -167,7 +167,7 @@ def renew(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(certificate)
 
 
-@login_required
+@permission_required("certificates.view_certificate", raise_exception=True)
 def renewal_progress(request: HttpRequest, pk: int) -> HttpResponse:
     """The renewal-progress line of a certificate's page, which htmx fetches while the renewal runs.
 
@@ -196,7 +196,7 @@ def renewal_progress(request: HttpRequest, pk: int) -> HttpResponse:
     return response
 
 
-@login_required
+@permission_required("certificates.block_certificate", raise_exception=True)
 def block(request: HttpRequest, pk: int) -> HttpResponse:
     """Block a certificate, after a confirmation that names it and says it cannot be undone."""
     certificate = get_object_or_404(Certificate.objects.with_status(), pk=pk)
@@ -212,7 +212,7 @@ def block(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 @require_POST
-@login_required
+@permission_required("certificates.renew_certificate", raise_exception=True)
 def renewal_settings(request: HttpRequest, pk: int) -> HttpResponse:
     certificate = get_object_or_404(Certificate, pk=pk)
     form = RenewalSettingsForm(request.POST)
@@ -233,7 +233,7 @@ def renewal_settings(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(certificate)
 
 
-@login_required
+@permission_required("certificates.view_certificate", raise_exception=True)
 def dashboard(request: HttpRequest) -> HttpResponse:
     """What expires when, what is failing, and what happened lately."""
     now = timezone.now()
@@ -252,7 +252,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     )
 
 
-@login_required
+@permission_required("certificates.change_notificationsettings", raise_exception=True)
 def notification_settings(request: HttpRequest) -> HttpResponse:
     """Who receives alerts, and at which thresholds."""
     row = NotificationSettings.load()

@@ -41,6 +41,7 @@ class CertificateProfile(models.Model):
 
     class Meta:
         ordering = ["name"]
+        permissions = [("issue_certificate", "Can issue OCES certificates with a PIN and reference number")]
         constraints = [
             models.UniqueConstraint(
                 fields=["environment", "reference_number"], name="profile_reference_unique"

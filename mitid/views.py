@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
+from django.contrib.auth.decorators import permission_required
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -19,7 +20,7 @@ from .services import issue_certificate
 
 @sensitive_post_parameters("pin")
 @never_cache
-@login_required
+@permission_required("mitid.issue_certificate", raise_exception=True)
 def issue(request: HttpRequest) -> HttpResponse:
     form = IssueForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -54,7 +55,7 @@ def issue(request: HttpRequest) -> HttpResponse:
     return render(request, "mitid/issue.html", {"form": form}, status=400 if form.errors else 200)
 
 
-@login_required
+@permission_required("mitid.view_certificateprofile", raise_exception=True)
 def profile_list(request: HttpRequest) -> HttpResponse:
     profiles = (
         CertificateProfile.objects.select_related("organization")
@@ -64,8 +65,13 @@ def profile_list(request: HttpRequest) -> HttpResponse:
     return render(request, "mitid/profile_list.html", {"profiles": profiles})
 
 
-@login_required
+@permission_required("mitid.view_certificateprofile", raise_exception=True)
 def profile_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    """A profile's page: anyone who may see profiles reads it; only those who may change (or add) one
+    can save, and a new profile's form is only for those who may add."""
+    needed = "mitid.change_certificateprofile" if pk is not None else "mitid.add_certificateprofile"
+    if (request.method == "POST" or pk is None) and not request.user.has_perm(needed):
+        raise PermissionDenied
     profile = get_object_or_404(CertificateProfile, pk=pk) if pk is not None else None
     form = ProfileForm(request.POST or None, instance=profile)
     if request.method == "POST" and form.is_valid():

@@ -31,12 +31,37 @@ def oces3(name: str) -> bytes:
     return path.read_bytes()
 
 
+def user_with_role(django_user_model, username: str, role: str, **fields):  # type: ignore[no-untyped-def]
+    """A user in one of the role groups that the accounts migration creates."""
+    from accounts.roles import set_role
+
+    user = django_user_model.objects.create_user(
+        username, f"{username}@example.dk", f"{username}-pw-1", **fields
+    )
+    set_role(user, role)
+    return user
+
+
 @pytest.fixture
 def alice(django_user_model):  # type: ignore[no-untyped-def]
-    """An administrator (staff, not superuser) who uses the portal."""
-    return django_user_model.objects.create_user(
-        "alice", "alice@example.dk", "alice-password-1", is_staff=True
-    )
+    """An administrator (the Administrator role; staff, not superuser) who uses the portal."""
+    return user_with_role(django_user_model, "alice", "Administrator", is_staff=True)
+
+
+@pytest.fixture
+def olga_client(django_user_model) -> Client:  # type: ignore[no-untyped-def]
+    """Logged in as Olga, an operator."""
+    client = Client()
+    client.force_login(user_with_role(django_user_model, "olga", "Operator"))
+    return client
+
+
+@pytest.fixture
+def vera_client(django_user_model) -> Client:  # type: ignore[no-untyped-def]
+    """Logged in as Vera, a viewer."""
+    client = Client()
+    client.force_login(user_with_role(django_user_model, "vera", "Viewer"))
+    return client
 
 
 @pytest.fixture

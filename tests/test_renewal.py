@@ -6,10 +6,8 @@ import datetime as dt
 import threading
 
 import pytest
-from django.contrib.auth.models import User
 from django.core import mail
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -148,7 +146,9 @@ def test_two_clicks_and_a_sweep_at_once_make_one_renewal(renewable, simulator, a
     assert Certificate.objects.count() == 2
 
 
-def test_faults_delay_the_renewal_but_lose_nothing_and_duplicate_nothing(renewable, simulator, settings):
+def test_faults_delay_the_renewal_but_lose_nothing_and_duplicate_nothing(
+    renewable, simulator, settings, vera_client
+):
     settings.TRUSTVIEW_RETRY_BASE_SECONDS, settings.TRUSTVIEW_RETRY_CAP_SECONDS = 1, 4
     simulator.cli("set-renewal-delay", "--seconds", "0")
     old = renewable()
@@ -172,9 +172,7 @@ def test_faults_delay_the_renewal_but_lose_nothing_and_duplicate_nothing(renewab
     advance_order(order.pk)
     order.refresh_from_db()
     assert order.is_open and order.attempts == 1 and order.last_error_code == "unavailable"
-    live = Client()
-    live.force_login(User.objects.create_user("viewer"))
-    progress = live.get(
+    progress = vera_client.get(
         reverse("certificates:renewal-progress", args=[old.pk]),
         HTTP_ACCEPT_LANGUAGE="da",
         HTTP_HX_REQUEST="true",

@@ -6,6 +6,7 @@ servers to install: SQLite and generated development secrets under var/, e-mail 
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from pathlib import Path
 
@@ -60,8 +61,11 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    "axes",
+    "csp",
     "certificates",
     "mitid",
+    "accounts",
 ]
 
 MIDDLEWARE = [
@@ -72,9 +76,49 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Every page needs a login unless its view is marked @login_not_required (login, health checks).
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
+
+# Login protection (django-axes): after TRUSTVIEW_LOGIN_FAILURE_LIMIT failed logins for the same user
+# from the same address, that pair is locked out for TRUSTVIEW_LOGIN_LOCKOUT_MINUTES (an administrator
+# can unlock earlier: Users page, or `manage.py axes_reset_username USERNAME`). Counting the pair, not the
+# user alone, means an attacker elsewhere cannot lock a colleague out.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("TRUSTVIEW_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env.int("TRUSTVIEW_LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_LOCKOUT_CALLABLE = "accounts.views.locked_out"
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+# Behind a proxy (docker-compose's gunicorn behind a load balancer) set the header that carries the
+# client's address, e.g. TRUSTVIEW_CLIENT_IP_HEADER=HTTP_X_FORWARDED_FOR; default: the socket's address.
+AXES_IPWARE_META_PRECEDENCE_ORDER = [
+    *([h] if (h := env.str("TRUSTVIEW_CLIENT_IP_HEADER", default="")) else []),
+    "REMOTE_ADDR",
+]
+
+# Content-Security-Policy on every page: scripts, styles and everything else only from the portal
+# itself, no inline script, nothing framing it.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 ROOT_URLCONF = "trustview.urls"
 WSGI_APPLICATION = "trustview.wsgi.application"

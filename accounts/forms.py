@@ -1,0 +1,48 @@
+"""The Users page's form: who, which role, active or not."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth import get_user_model, password_validation
+from django.contrib.auth.models import AbstractUser
+from django.utils.translation import gettext_lazy as _
+
+from .roles import Role, role_of
+
+
+class UserForm(forms.ModelForm):
+    role = forms.ChoiceField(label=_("Role"), choices=Role.choices)
+    password = forms.CharField(
+        label=_("Password"),
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text=_("For a new user; leave empty to keep the current password."),
+    )
+
+    class Meta:
+        model = get_user_model()
+        fields = ["username", "email", "is_active"]
+        labels = {"is_active": _("Active (may log in)")}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.fields["role"].initial = role_of(self.instance)
+        else:
+            self.fields["password"].required = True
+
+    def clean_password(self) -> str:
+        password = self.cleaned_data["password"]
+        if password:
+            password_validation.validate_password(password, self.instance)
+        return str(password)
+
+    def save(self, commit: bool = True) -> AbstractUser:
+        user: AbstractUser = super().save(commit=False)
+        if self.cleaned_data["password"]:
+            user.set_password(self.cleaned_data["password"])
+        user.save()
+        return user

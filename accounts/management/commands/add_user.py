@@ -1,0 +1,64 @@
+"""`manage.py add_user USERNAME --role viewer|operator|administrator [--email E] [--password-file F]`."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth import get_user_model, password_validation
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
+
+from accounts.roles import Role, set_role
+
+
+class Command(BaseCommand):
+    help = (
+        "Create a user with a role, or give an existing user that role. The password comes from "
+        "--password-file (first line) or a prompt, never from the command line."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("username")
+        parser.add_argument("--role", required=True, choices=[role.lower() for role in Role.values])
+        parser.add_argument("--email", default="")
+        parser.add_argument("--password-file", type=Path)
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        role = Role(options["role"].capitalize())
+        users = get_user_model()
+        user = users.objects.filter(username=options["username"]).first()
+        password = self._password(options["password_file"], ask=user is None)
+        candidate = user or users(username=options["username"], email=options["email"])
+        if password is not None:
+            try:
+                password_validation.validate_password(password, candidate)
+            except ValidationError as error:
+                raise CommandError(" ".join(error.messages)) from None
+        with transaction.atomic():
+            if options["email"]:
+                candidate.email = options["email"]
+            if password is not None:
+                candidate.set_password(password)
+            candidate.save()
+            set_role(candidate, role)
+        verb = "Created" if user is None else "Updated"
+        self.stdout.write(f"{verb} {candidate.get_username()} with the role {role.value}.")
+
+    def _password(self, path: Path | None, ask: bool) -> str | None:
+        if path is not None:
+            try:
+                lines = path.read_text().splitlines()
+            except OSError as error:
+                raise CommandError(f"Cannot read the password file: {error.strerror}") from None
+            if not lines or not lines[0]:
+                raise CommandError("The password file is empty.")
+            return lines[0]
+        if not ask:
+            return None
+        first = getpass.getpass("Password: ")
+        if first != getpass.getpass("Password (again): "):
+            raise CommandError("The passwords differ.")
+        return first
