@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import views
+from . import trust_views, views
 
 app_name = "certificates"
 urlpatterns = [
@@ -10,6 +10,8 @@ urlpatterns = [
     path("import/", views.certificate_import, name="import"),
     path("renewals/open.json", views.open_renewals, name="renewals-open"),
     path("notifications/", views.notification_settings, name="notifications"),
+    path("trust/", trust_views.trust_store, name="trust-store"),
+    path("trust/<int:pk>/remove/", trust_views.trust_remove, name="trust-remove"),
     path("<int:pk>/", views.certificate_detail, name="detail"),
     path(
         "<int:pk>/certificate.pem", views.download_certificate, {"what": "certificate"}, name="download-pem"
