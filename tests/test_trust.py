@@ -217,12 +217,14 @@ def test_certificates_the_simulator_issues_verify_to_its_configured_root(renewab
     assert certificate.trust_root.source == TrustSource.CONFIGURED
 
 
-def test_reverify_command_checks_everything_again():
+def test_reverify_command_checks_everything_again(alice_client):
     from django.core.management import call_command
 
     ca = pki.make_ca("Kommando CA")
     import_certificate_file(pki.make_leaf(ca).pem, actor="test")
-    Certificate.objects.update(chain_verified=None)
+    Certificate.objects.update(chain_verified=None)  # as every certificate stored before the trust store
+    page = alice_client.get(Certificate.objects.get().get_absolute_url()).content.decode()
+    assert "Not verified: the chain has not been checked yet." in page
     TrustedCA.objects.create(
         name="Kommando CA",
         subject_dn="CN=Kommando CA",
