@@ -45,7 +45,11 @@ _ADMINISTRATOR = [
     "auth.add_user",
     "auth.change_user",
     "axes.view_accessattempt",
-    "axes.delete_accessattempt",  # unlock a locked-out login
+    "axes.delete_accessattempt",
+    "certificates.view_trustedca",
+    "certificates.add_trustedca",
+    "certificates.change_trustedca",
+    "certificates.delete_trustedca",  # unlock a locked-out login
 ]
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     Role.VIEWER: _VIEWER,

@@ -13,6 +13,7 @@ from .models import (
     Order,
     Organization,
     SchedulerHeartbeat,
+    TrustedCA,
 )
 
 
@@ -118,3 +119,19 @@ class NotificationSettingsAdmin(admin.ModelAdmin):
 class SchedulerHeartbeatAdmin(admin.ModelAdmin):
     list_display = ["name", "last_success_at"]
     readonly_fields = ["name", "last_success_at"]
+
+
+@admin.register(TrustedCA)
+class TrustedCAAdmin(admin.ModelAdmin):
+    """Read-only here: adding or removing a CA goes through the Trust store page, which re-verifies the
+    certificates concerned."""
+
+    list_display = ["name", "source", "enabled", "not_after", "fingerprint_sha256"]
+    list_filter = ["source", "enabled"]
+    readonly_fields = [f.name for f in TrustedCA._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: TrustedCA | None = None) -> bool:
+        return False

@@ -41,6 +41,14 @@ STATUS_COLOURS = {
 }
 
 
+class TrustSource(models.TextChoices):
+    """Where a trusted CA came from: shipped with trustview, set in settings, or added in the portal."""
+
+    BUILTIN = "builtin", _("Shipped with trustview")
+    CONFIGURED = "configured", _("Configured (TRUSTVIEW_TRUST_ROOTS_EXTRA)")
+    ADDED = "added", _("Added in the portal")
+
+
 class Environment(models.TextChoices):
     TEST = "test", _("Test")
     PRODUCTION = "production", _("Production")

@@ -161,3 +161,18 @@ def _is_email(value: str) -> bool:
     except forms.ValidationError:
         return False
     return True
+
+
+class TrustedCAForm(forms.Form):
+    certificate = forms.FileField(
+        label=_("CA certificate"),
+        help_text=_("One root or issuing CA certificate, PEM or DER (.pem, .crt, .cer, .der)."),
+    )
+
+    def clean_certificate(self) -> forms.Field:
+        upload = self.cleaned_data["certificate"]
+        if upload.size > 64 * 1024:
+            raise forms.ValidationError(
+                _("The file is larger than 64 KiB, too large for one CA certificate.")
+            )
+        return upload

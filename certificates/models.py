@@ -23,6 +23,7 @@ from .choices import (
     OrderState,
     Source,
     Status,
+    TrustSource,
 )
 from .choices import Environment as CertEnvironment
 from .issuers import issuer_for
@@ -70,6 +71,40 @@ class Organization(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} (CVR {self.cvr})" if self.name else f"CVR {self.cvr}"
+
+
+class TrustedCA(models.Model):
+    """A CA certificate the portal trusts as the top of a chain (a trust anchor, normally a root).
+
+    A certificate counts as verified only when signatures lead from it to one of these (certificates.trust).
+    Seeded with the OCES3 test and production roots; settings and administrators add more.
+    """
+
+    name = models.CharField(max_length=255)
+    subject_dn = models.TextField("subject")
+    fingerprint_sha256 = models.CharField("SHA-256 fingerprint", max_length=64, unique=True)
+    not_after = models.DateTimeField("valid to")
+    pem = models.TextField("certificate (PEM)")
+    source = models.CharField(max_length=16, choices=TrustSource.choices, default=TrustSource.ADDED)
+    # A shipped root that an administrator removed stays as a row with enabled off, so that seeding it
+    # again at the next migrate (certificates.trust.install_builtin_roots) does not bring it back.
+    enabled = models.BooleanField(default=True)
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        verbose_name = "trusted CA"
+        verbose_name_plural = "trusted CAs"
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def fingerprint_display(self) -> str:
+        return _colon_pairs(self.fingerprint_sha256)
 
 
 class CertificateQuerySet(models.QuerySet["Certificate"]):
@@ -297,6 +332,19 @@ class Certificate(models.Model):
     pem = models.TextField("certificate (PEM)")
     chain_pem = models.TextField("chain (PEM)", blank=True)
     private_key_encrypted = models.TextField(blank=True, editable=False)
+    # Whether signatures lead from this certificate to a TrustedCA (None: not checked yet), and if not,
+    # why not (an English sentence of certificates.trust, translated where it is shown).
+    chain_verified = models.BooleanField(null=True, blank=True, default=None, editable=False)
+    trust_root = models.ForeignKey(
+        TrustedCA,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="certificates",
+        editable=False,
+    )
+    verification_error = models.CharField(max_length=255, blank=True, editable=False)
+    verified_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.IMPORT)
     state = models.CharField(

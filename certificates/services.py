@@ -6,6 +6,7 @@ Called alike from views, management commands, tasks and tests.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import secrets
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,12 +25,12 @@ from django.utils.translation import gettext, gettext_noop
 from . import vault
 from .choices import EventKind, LifecycleState, Source
 from .models import Certificate, Event, Organization
+from .trust import TrustStore, Verdict, issued_by
 from .x509 import (
     Bundle,
     CertificateFacts,
     CertificateFileError,
     PrivateKey,
-    chain_for,
     describe,
     key_owner,
     leaves,
@@ -37,6 +38,8 @@ from .x509 import (
     read_bundle,
     to_pem,
 )
+
+log = logging.getLogger(__name__)
 
 Actor = User | AnonymousUser | str | None
 SCHEDULER = "scheduler"
@@ -123,10 +126,11 @@ def store_bundle(
     `message` is the history entry's English template, `detail` its fields (see Event.text)."""
     owner = key_owner(bundle)
     with transaction.atomic():
+        store = TrustStore.load()
         return [
             _store(
                 leaf,
-                chain=chain_for(leaf, bundle),
+                verdict=store.verify(leaf, [c for c in bundle.certificates if c is not leaf]),
                 key=bundle.private_key if leaf is owner else None,
                 source=source,
                 actor=actor,
@@ -141,7 +145,7 @@ def store_bundle(
 def _store(
     leaf: cx509.Certificate,
     *,
-    chain: list[cx509.Certificate],
+    verdict: Verdict,
     key: PrivateKey | None,
     source: Source,
     actor: Actor,
@@ -149,17 +153,21 @@ def _store(
     message: str,
     detail: dict[str, Any],
 ) -> ImportOutcome:
+    """Store one leaf with the issuers whose signatures verified (verdict.chain): a file's certificate
+    that did not sign the leaf is never stored as its chain."""
     facts = describe(leaf)
     existing = Certificate.objects.filter(fingerprint_sha256=facts.fingerprint_sha256).first()
     if existing is not None:
-        return _complete_existing(existing, chain=chain, key=key, actor=actor)
+        return _complete_existing(existing, verdict=verdict, key=key, actor=actor)
     try:
         with transaction.atomic():
-            certificate = add_certificate(facts, chain_pem=to_pem(chain), key=key, source=source)
+            certificate = add_certificate(
+                facts, chain_pem=to_pem(verdict.chain), key=key, source=source, **verdict.columns()
+            )
     except IntegrityError:
         # Stored by someone else between our look-up and our insert: then it is simply present.
         existing = Certificate.objects.get(fingerprint_sha256=facts.fingerprint_sha256)
-        return _complete_existing(existing, chain=chain, key=key, actor=actor)
+        return _complete_existing(existing, verdict=verdict, key=key, actor=actor)
     record_event(certificate, event_kind, actor, message, with_private_key=key is not None, **detail)
     renewal_of = link_renewal_chain(certificate, actor)
     return ImportOutcome(certificate, created=True, renewal_of=renewal_of)
@@ -193,9 +201,10 @@ _FACT_COLUMNS = [
 
 
 def _complete_existing(
-    certificate: Certificate, *, chain: list[cx509.Certificate], key: PrivateKey | None, actor: Actor
+    certificate: Certificate, *, verdict: Verdict, key: PrivateKey | None, actor: Actor
 ) -> ImportOutcome:
-    """A certificate already in the inventory: keep it, but add a key or chain it did not have yet."""
+    """A certificate already in the inventory: keep it, but add a key or chain it did not have yet, and
+    the verified chain when this file brought the issuer it lacked."""
     key_added = False
     if key is not None and not certificate.has_private_key:
         certificate.private_key_encrypted = vault.seal(key)
@@ -204,8 +213,15 @@ def _complete_existing(
             certificate, EventKind.KEY_ADDED, actor, gettext_noop("Private key added by a new import.")
         )
         key_added = True
-    if chain and not certificate.chain_pem:
-        certificate.chain_pem = to_pem(chain)
+    if verdict.verified and certificate.chain_verified is not True:
+        columns = verdict.columns()
+        for name, value in columns.items():
+            setattr(certificate, name, value)
+        certificate.chain_pem = to_pem(verdict.chain)
+        certificate.save(update_fields=[*columns, "chain_pem", "updated_at"])
+        link_renewal_chain(certificate, actor)
+    elif verdict.chain and not certificate.chain_pem:
+        certificate.chain_pem = to_pem(verdict.chain)
         certificate.save(update_fields=["chain_pem", "updated_at"])
     return ImportOutcome(certificate, created=False, key_added=key_added)
 
@@ -215,17 +231,30 @@ def link_renewal_chain(certificate: Certificate, actor: Actor) -> Certificate | 
 
     All but the newest become superseded (blocked ones stay blocked); the newest is active. Works in
     whatever order the certificates arrived. Returns the certificate this one renews, if any.
+
+    Only certificates whose chain verified to the same trusted root take part: a look-alike with the same
+    UUID and a later expiry but no genuine signature is never linked and supersedes nothing.
     """
-    if certificate.oces_uuid is None:
+    if certificate.oces_uuid is None or not certificate.chain_verified or certificate.trust_root_id is None:
         return None
     members = list(
         Certificate.objects.select_for_update()
-        .filter(oces_uuid=certificate.oces_uuid, environment=certificate.environment)
+        .filter(
+            oces_uuid=certificate.oces_uuid,
+            environment=certificate.environment,
+            chain_verified=True,
+            trust_root_id=certificate.trust_root_id,
+        )
         .order_by("not_before", "not_after", "id")
     )
     predecessor = {m.pk: prev for prev, m in zip([None, *members[:-1]], members, strict=True)}
     relinked = [m for m in members if m.renewed_from_id != _pk(predecessor[m.pk])]
-    # Clear first: renewed_from is one-to-one, and a re-ordered chain would collide half-way.
+    # Clear first: renewed_from is one-to-one, and a re-ordered chain would collide half-way. A certificate
+    # outside the verified members (one no longer verified) lets go of a member it pointed at, too.
+    member_pks = [m.pk for m in members]
+    Certificate.objects.filter(renewed_from__in=member_pks).exclude(pk__in=member_pks).update(
+        renewed_from=None
+    )
     Certificate.objects.filter(pk__in=[m.pk for m in relinked]).update(renewed_from=None)
     for member in relinked:
         member.renewed_from = predecessor[member.pk]
@@ -274,7 +303,11 @@ def issuer_chain(certificate: Certificate) -> list[ChainLink]:
     From the chain stored with it when there is one (linked to inventory entries by fingerprint);
     otherwise by walking up the inventory by key identifier (a CA imported on its own is found).
     """
-    stored = [describe(c) for c in load_pem_list(certificate.chain_pem)]
+    try:
+        stored = [describe(c) for c in load_pem_list(certificate.chain_pem)]
+    except Exception:  # a damaged stored chain must not take the page down: walk instead
+        log.warning("Stored chain of certificate %s cannot be read", certificate.pk)
+        stored = []
     if stored:
         known = dict(
             Certificate.objects.filter(
@@ -290,16 +323,23 @@ def issuer_chain(certificate: Certificate) -> list[ChainLink]:
     while (
         len(links) < MAX_CHAIN_DEPTH and current.authority_key_id and current.issuer_dn != current.subject_dn
     ):
-        parent = (
-            Certificate.objects.filter(subject_key_id=current.authority_key_id, subject_dn=current.issuer_dn)
-            .exclude(pk=current.pk)
-            .first()
-        )
+        candidates = Certificate.objects.filter(
+            subject_key_id=current.authority_key_id, subject_dn=current.issuer_dn
+        ).exclude(pk=current.pk)[:MAX_CHAIN_DEPTH]
+        # A CA certificate with the right names but another key (a forgery) is not this one's issuer.
+        parent = next((c for c in candidates if _signed_by(current, c)), None)
         if parent is None:
             break
         links.append(ChainLink(parent.subject_cn, parent.subject_dn, parent.not_after, parent.pk))
         current = parent
     return links
+
+
+def _signed_by(child: Certificate, parent: Certificate) -> bool:
+    try:
+        return issued_by(load_pem_list(child.pem)[0], load_pem_list(parent.pem)[0])
+    except (ValueError, IndexError):
+        return False
 
 
 # --- downloads -------------------------------------------------------------------------------------

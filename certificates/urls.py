@@ -2,13 +2,15 @@ from __future__ import annotations
 
 from django.urls import path
 
-from . import views
+from . import trust_views, views
 
 app_name = "certificates"
 urlpatterns = [
     path("", views.certificate_list, name="list"),
     path("import/", views.certificate_import, name="import"),
     path("notifications/", views.notification_settings, name="notifications"),
+    path("trust/", trust_views.trust_store, name="trust-store"),
+    path("trust/<int:pk>/remove/", trust_views.trust_remove, name="trust-remove"),
     path("<int:pk>/", views.certificate_detail, name="detail"),
     path(
         "<int:pk>/certificate.pem", views.download_certificate, {"what": "certificate"}, name="download-pem"

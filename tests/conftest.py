@@ -84,6 +84,9 @@ def mitid_settings(settings, simulator: Simulator):  # type: ignore[no-untyped-d
     settings.MITID_TEST_URL = simulator.base_url("test")
     settings.MITID_PRODUCTION_URL = simulator.base_url("production")
     settings.MITID_CA_BUNDLE = simulator.tls_ca
+    # The simulator's roots are trusted as `make run` trusts them (certificates.trust).
+    ca = simulator.state_dir / "ca"
+    settings.TRUSTVIEW_TRUST_ROOTS_EXTRA = [str(ca / name / "root.pem") for name in ("test", "production")]
     yield settings
     simulator.cli("fault", "clear")
     simulator.cli("set-validity", "--default")

@@ -37,6 +37,10 @@ def portal_env(var_dir: Path, simulator: Simulator, **extra: str) -> dict[str, s
         "MITID_TEST_URL": simulator.base_url("test"),
         "MITID_PRODUCTION_URL": simulator.base_url("production"),
         "MITID_CA_BUNDLE": simulator.tls_ca,
+        # The simulator's roots are trusted as `make run` trusts them (certificates.trust).
+        "TRUSTVIEW_TRUST_ROOTS_EXTRA": ",".join(
+            str(simulator.state_dir / "ca" / name / "root.pem") for name in ("test", "production")
+        ),
         **extra,
     }
     env.pop("DJANGO_SETTINGS_MODULE", None)

@@ -46,6 +46,8 @@ RULES: dict[str, tuple[str, str]] = {
     "mitid:profiles": ("mitid.view_certificateprofile",) * 2,
     "mitid:profile-new": ("mitid.add_certificateprofile",) * 2,
     "mitid:profile-edit": ("mitid.view_certificateprofile", "mitid.change_certificateprofile"),
+    "certificates:trust-store": ("certificates.change_trustedca",) * 2,
+    "certificates:trust-remove": ("certificates.delete_trustedca",) * 2,
     "accounts:users": ("auth.view_user",) * 2,
     "accounts:user-new": ("auth.add_user",) * 2,
     "accounts:user-edit": ("auth.change_user",) * 2,

@@ -261,6 +261,22 @@ MITID_SIMULATOR_STATE = Path(env.str("MITID_SIMULATOR_STATE", default=str(VAR_DI
 MITID_CA_BUNDLE = env.str("MITID_CA_BUNDLE", default=str(MITID_SIMULATOR_STATE / "tls" / "ca.pem")) or None
 MITID_TIMEOUT_SECONDS = env.float("MITID_TIMEOUT_SECONDS", default=30.0)
 
+# Trust store (certificates.trust): PEM files of further roots to trust besides the shipped OCES3 roots
+# and those administrators add in the portal. In development, the simulator's roots under
+# MITID_SIMULATOR_STATE (created when it first starts); in production none unless set.
+TRUSTVIEW_TRUST_ROOTS_EXTRA: list[str] = env.list(
+    "TRUSTVIEW_TRUST_ROOTS_EXTRA",
+    default=[]
+    if PRODUCTION
+    else [str(MITID_SIMULATOR_STATE / "ca" / name / "root.pem") for name in ("test", "production")],
+)
+# Outbound OCSP (certificates.revocation): seconds for the whole request, largest answer read, and host
+# names besides those of MITID_TEST_URL / MITID_PRODUCTION_URL whose responders may be on a loopback,
+# private or link-local address (a CA run on the same network, such as the simulator elsewhere).
+TRUSTVIEW_OCSP_TIMEOUT_SECONDS = env.float("TRUSTVIEW_OCSP_TIMEOUT_SECONDS", default=10.0)
+TRUSTVIEW_OCSP_MAX_BYTES = env.int("TRUSTVIEW_OCSP_MAX_BYTES", default=64 * 1024)
+TRUSTVIEW_OCSP_ALLOWED_HOSTS: list[str] = env.list("TRUSTVIEW_OCSP_ALLOWED_HOSTS", default=[])
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

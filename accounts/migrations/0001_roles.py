@@ -31,6 +31,10 @@ ROLE_PERMISSIONS["Administrator"] = [
     "auth.change_user",
     "axes.view_accessattempt",
     "axes.delete_accessattempt",
+    "certificates.view_trustedca",
+    "certificates.add_trustedca",
+    "certificates.change_trustedca",
+    "certificates.delete_trustedca",
 ]
 
 
@@ -55,7 +59,7 @@ def create_roles(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("auth", "0012_alter_user_first_name_max_length"),
-        ("certificates", "0006_permissions"),
+        ("certificates", "0007_permissions"),
         ("mitid", "0002_permissions"),
         ("axes", "0001_initial"),
     ]

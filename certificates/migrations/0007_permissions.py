@@ -6,7 +6,7 @@ from django.db import migrations
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('certificates', '0005_scheduler_heartbeat'),
+        ('certificates', '0006_trust_store'),
     ]
 
     operations = [
