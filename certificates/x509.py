@@ -689,4 +689,5 @@ def _signature_description(certificate: x509.Certificate) -> str:
             hash_algorithm = None
         name = hash_algorithm.name.upper().replace("SHA", "SHA-", 1) if hash_algorithm else "?"
         return f"RSASSA-PSS with {name}"
-    return getattr(oid, "_name", "") or oid.dotted_string
+    name = getattr(oid, "_name", "")
+    return oid.dotted_string if name in ("", "Unknown OID") else name
