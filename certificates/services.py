@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.text import slugify
@@ -36,6 +36,7 @@ from .x509 import (
     leaves,
     load_pem_list,
     read_bundle,
+    storable,
     to_pem,
 )
 
@@ -108,6 +109,7 @@ def import_certificate_file(
             % {"size": limit // 1024}
         )
     bundle = read_bundle(data, password)
+    filename = storable(filename)[:255]  # a name chosen by the uploader, kept in the history's JSON
     return store_bundle(
         bundle,
         source=Source.IMPORT,
@@ -180,9 +182,9 @@ def add_certificate(
     organization = None
     if facts.cvr:
         organization, _ = Organization.objects.get_or_create(
-            cvr=facts.cvr, defaults={"name": facts.subject_organization}
+            cvr=facts.cvr, defaults={"name": _fit(Organization, "name", facts.subject_organization)}
         )
-    columns = {name: getattr(facts, name) for name in _FACT_COLUMNS}
+    columns = {name: _fit(Certificate, name, getattr(facts, name)) for name in _FACT_COLUMNS}
     return Certificate.objects.create(
         **columns,
         organization=organization,
@@ -198,6 +200,25 @@ _FACT_COLUMNS = [
     for field in Certificate._meta.get_fields()
     if field.name in CertificateFacts.__dataclass_fields__
 ]
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, the last an ellipsis when it was cut.
+
+    PostgreSQL refuses a value longer than its column where SQLite stores it whole; shortening here
+    stores the same on both. Certificates allow longer names than the columns (a 300-character O).
+    """
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _fit(model: type[models.Model], name: str, value: Any) -> Any:
+    """Text longer than its column, shortened; anything else as it is.
+
+    Only display text is ever cut: describe() refuses identifiers that do not fit, and the whole names
+    stay in subject_dn and issuer_dn (TextFields).
+    """
+    limit = getattr(model._meta.get_field(name), "max_length", None)
+    return shorten(value, limit) if isinstance(value, str) and limit else value
 
 
 def _complete_existing(

@@ -5,13 +5,22 @@ order), DER or PKCS#12 bytes into certificates and an optional private key, and 
 certificate into the flat facts the inventory stores as indexed columns. Every failure is a
 `CertificateFileError` whose message is a sentence for the person who chose the file; none of them
 repeats a password or key material.
+
+Files come from anyone with an account, so reading is bounded: PEM blocks are found by a linear scan, a
+file holds at most TRUSTVIEW_IMPORT_MAX_CERTIFICATES certificates, password-based key derivations are
+counted before OpenSSL runs them (certificates.der), and whatever cryptography raises while reading a
+field becomes a sentence. Text is made storable here (no NUL, no lone surrogates), the same on every
+database; fitting it to column lengths is the inventory's business (services.add_certificate).
 """
 
 from __future__ import annotations
 
+import binascii
 import datetime as dt
+import logging
 import re
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,8 +30,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtensionOID, NameOID, SignatureAlgorithmOID
+from django.conf import settings
+from django.utils.formats import number_format
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+
+from . import der
 
 if TYPE_CHECKING:
     from django.utils.functional import _StrPromise as StrPromise
@@ -45,9 +58,18 @@ _OCES3_UUID = re.compile(r"^UI:DK-[A-Z]+:G:([0-9a-fA-F-]{36})$")
 _OCES3_CVR = re.compile(r"^NTRDK-(\d{8})$")
 _OCES2_CVR = re.compile(r"CVR:(\d{8})(?:\D|$)")
 
-_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.DOTALL)
 _PEM_KEY_LABELS = {b"PRIVATE KEY", b"RSA PRIVATE KEY", b"EC PRIVATE KEY", b"ENCRYPTED PRIVATE KEY"}
 _PEM_CERT_LABELS = {b"CERTIFICATE", b"X509 CERTIFICATE", b"TRUSTED CERTIFICATE"}
+_PEM_LABELS = _PEM_KEY_LABELS | _PEM_CERT_LABELS | {b"PKCS7"}
+_PEM_LONGEST_LABEL = max(len(label) for label in _PEM_LABELS)
+# Identifiers that do not fit their columns are refused rather than cut: a cut serial number or key
+# identifier would name another certificate. RFC 5280 allows 20 bytes of serial; key identifiers are hashes.
+MAX_SERIAL_BYTES = 32
+MAX_KEY_ID_BYTES = 64
+# How many times the per-derivation iteration cap a whole file may ask for (MAC, certificates, keys).
+ITERATIONS_IN_ALL_FACTOR = 3
+
+logger = logging.getLogger(__name__)
 _PKCS7_DATA_OID_DER = bytes.fromhex("06092a864886f70d010701")  # OID 1.2.840.113549.1.7.1 (pkcs7-data)
 
 
@@ -118,7 +140,10 @@ def read_bundle(data: bytes, password: str | None = None) -> Bundle:
                 _("The file holds a private key but no certificate. Import the certificate with it.")
             )
         raise CertificateFileError(_NOT_A_CERTIFICATE)
+    _check_count(len(bundle.certificates))
     bundle.certificates = _unique(bundle.certificates)
+    for certificate in bundle.certificates:
+        describe(certificate)  # every field read once now, so a bad one is refused before anything is stored
     if bundle.private_key is not None and key_owner(bundle) is None:
         raise CertificateFileError(_("The private key in the file does not belong to the certificate."))
     return bundle
@@ -130,51 +155,162 @@ _NOT_A_CERTIFICATE = gettext_lazy(
 _DAMAGED = gettext_lazy(
     "The file is damaged: it looks like a certificate file but cannot be read. Export it again."
 )
+_BAD_VERSION = gettext_lazy(
+    "A certificate in the file has an X.509 version that does not exist (there are versions 1 to 3), "
+    "so it cannot be imported."
+)
+_UNREADABLE_FIELD = gettext_lazy(
+    "A certificate in the file has a field that cannot be read, so it cannot be imported. "
+    "Export it again, or ask its issuer."
+)
+_OVERLONG_IDENTIFIER = gettext_lazy(
+    "A certificate in the file has a serial number or key identifier far longer than X.509 allows, "
+    "so it cannot be imported."
+)
+
+
+def _check_count(count: int) -> None:
+    limit = settings.TRUSTVIEW_IMPORT_MAX_CERTIFICATES
+    if count > limit:
+        raise CertificateFileError(
+            _(
+                "The file holds more than %(limit)s certificates. Import at most %(limit)s certificates "
+                "in one file; nothing from this file has been imported."
+            )
+            % {"limit": limit}
+        )
+
+
+def _check_iterations(counts: list[int]) -> None:
+    """Refuse, before OpenSSL derives anything, a file that asks for more iterations than tools write.
+
+    OpenSSL 3 writes 2,048 per derivation and this portal's own exports 100,000; each derivation may ask
+    for up to TRUSTVIEW_IMPORT_MAX_ITERATIONS, and the whole file (MAC, certificates, keys) for a few
+    times that, so a file cannot add up many allowed ones either.
+    """
+    limit = settings.TRUSTVIEW_IMPORT_MAX_ITERATIONS
+    total = ITERATIONS_IN_ALL_FACTOR * limit
+    if any(count > limit for count in counts) or sum(counts) > total:
+        asked = max(counts) if max(counts) > limit else sum(counts)
+        raise CertificateFileError(
+            _(
+                "The file asks for %(count)s password iterations, more than certificate tools write "
+                "(the portal accepts at most %(limit)s for each key and %(total)s in all). Export it "
+                "again with the tool's usual settings."
+            )
+            % {
+                "count": number_format(asked, force_grouping=True),
+                "limit": number_format(limit, force_grouping=True),
+                "total": number_format(total, force_grouping=True),
+            }
+        )
+
+
+_UNSUPPORTED_DERIVATION = gettext_lazy(
+    "The file is protected with a password method that the portal does not support (it reads PBKDF2 "
+    "and the PKCS#12 methods). Export it again with the tool's usual settings."
+)
+
+
+def _check_derivations(read_counts: Any, data: bytes) -> None:
+    """Read the iteration counts with `read_counts` (a certificates.der function) and check them."""
+    try:
+        counts = read_counts(data)
+    except der.UnsupportedDerivation as exc:
+        raise CertificateFileError(_UNSUPPORTED_DERIVATION) from exc
+    except der.DerError as exc:
+        raise CertificateFileError(_DAMAGED) from exc
+    if counts:
+        _check_iterations(counts)
+
+
+def _load_certificate(data: bytes, *, pem: bool) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(data) if pem else x509.load_der_x509_certificate(data)
+    except x509.InvalidVersion as exc:
+        raise CertificateFileError(_BAD_VERSION) from exc
+    except ValueError as exc:
+        raise CertificateFileError(_DAMAGED) from exc
 
 
 def _read_pem(data: bytes, password: str | None) -> Bundle:
     bundle = Bundle(certificates=[])
-    for block in _PEM_BLOCK.finditer(data):
-        label, text = block.group(1), block.group(0)
+    for label, text in pem_blocks(data):
         if label in _PEM_CERT_LABELS:
-            try:
-                bundle.certificates.append(x509.load_pem_x509_certificate(_normalise_pem_label(text)))
-            except ValueError as exc:
-                raise CertificateFileError(_DAMAGED) from exc
+            _check_count(len(bundle.certificates) + 1)  # before parsing more than the limit
+            bundle.certificates.append(_load_certificate(_normalise_pem_label(label, text), pem=True))
         elif label == b"PKCS7":
             try:
                 bundle.certificates.extend(pkcs7.load_pem_pkcs7_certificates(text))
-            except ValueError as exc:
+            except (ValueError, UnsupportedAlgorithm) as exc:
                 raise CertificateFileError(_DAMAGED) from exc
+            _check_count(len(bundle.certificates))
         elif label in _PEM_KEY_LABELS:
             if bundle.private_key is not None:
                 raise CertificateFileError(
                     _("The file holds more than one private key. Import one key at a time.")
                 )
-            bundle.private_key = _read_pem_key(text, password)
+            bundle.private_key = _read_pem_key(label, text, password)
     if not bundle.certificates and bundle.private_key is None and b"-----BEGIN CERTIFICATE" in data:
         raise CertificateFileError(_DAMAGED)  # a BEGIN without its END: cut short
     return bundle
 
 
-def _normalise_pem_label(text: bytes) -> bytes:
+def pem_blocks(data: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """(label, block) for each PEM block with a label this module reads, in file order.
+
+    A block runs from its BEGIN line to the first END line with the same label. Linear in the size of
+    `data`, whatever it holds: the cursor only moves forward, and for each of the few labels the position
+    of its next END line is remembered, so a file of many BEGIN lines without END lines (which makes a
+    backtracking pattern quadratic) is one pass. Other labels are skipped at their BEGIN line.
+    """
+    next_end: dict[bytes, int] = {}  # label -> where its next END line starts, -1 when there is none
+    pos = 0
+    while (begin := data.find(b"-----BEGIN ", pos)) != -1:
+        label_start = begin + len(b"-----BEGIN ")
+        label_end = data.find(b"-----", label_start, label_start + _PEM_LONGEST_LABEL + len(b"-----"))
+        pos = label_start
+        if label_end == -1 or (label := data[label_start:label_end]) not in _PEM_LABELS:
+            continue
+        pos = label_end + len(b"-----")
+        footer = b"-----END " + label + b"-----"
+        end = next_end.get(label)
+        if end is None or -1 < end < pos:
+            end = next_end[label] = data.find(footer, pos)
+        if end == -1:
+            continue  # no END for this label anywhere after here: cut short
+        pos = end + len(footer)
+        yield label, data[begin:pos]
+
+
+def _normalise_pem_label(label: bytes, text: bytes) -> bytes:
     """OpenSSL's older labels (X509 / TRUSTED CERTIFICATE) carry the same DER as CERTIFICATE."""
-    return re.sub(rb"-----(BEGIN|END) (X509 |TRUSTED )?CERTIFICATE-----", rb"-----\1 CERTIFICATE-----", text)
+    if label == b"CERTIFICATE":
+        return text
+    body = text[len(b"-----BEGIN " + label + b"-----") : -len(b"-----END " + label + b"-----")]
+    return b"-----BEGIN CERTIFICATE-----" + body + b"-----END CERTIFICATE-----"
 
 
-def _read_pem_key(text: bytes, password: str | None) -> PrivateKey:
-    # PKCS#8 says "ENCRYPTED PRIVATE KEY"; the legacy OpenSSL format says "Proc-Type: 4,ENCRYPTED".
+def _read_pem_key(label: bytes, text: bytes, password: str | None) -> PrivateKey:
+    # PKCS#8 says "ENCRYPTED PRIVATE KEY"; the legacy OpenSSL format says "Proc-Type: 4,ENCRYPTED" (and
+    # derives its key with one iteration, so only PKCS#8 needs its count checked).
     encrypted = b"ENCRYPTED" in text
     if encrypted and not password:
         raise CertificateFileError(
             _("The private key in the file is protected by a password. Enter the password and try again."),
             field="password",
         )
+    if label == b"ENCRYPTED PRIVATE KEY":
+        try:
+            body = binascii.a2b_base64(text[len(label) + 16 : -(len(label) + 14)])
+        except binascii.Error as exc:
+            raise CertificateFileError(_DAMAGED) from exc
+        _check_derivations(der.pkcs8_iterations, body)
     try:
         key = serialization.load_pem_private_key(
             text, password=password.encode() if encrypted and password else None
         )
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         if encrypted:
             raise CertificateFileError(
                 _("The password does not open the private key in the file."), field="password"
@@ -197,6 +333,8 @@ def _supported_key(key: object) -> PrivateKey:
 
 
 def _read_binary(data: bytes, password: str | None) -> Bundle:
+    if _looks_like_pkcs12(data):  # first: BER PKCS#12 (indefinite lengths) has no declared length
+        return _read_pkcs12(data, password)
     declared = _der_length(data)
     if declared is None:
         raise CertificateFileError(_NOT_A_CERTIFICATE)
@@ -204,24 +342,28 @@ def _read_binary(data: bytes, password: str | None) -> Bundle:
         raise CertificateFileError(_DAMAGED)
     try:
         return Bundle(certificates=[x509.load_der_x509_certificate(data[:declared])])
+    except x509.InvalidVersion as exc:
+        raise CertificateFileError(_BAD_VERSION) from exc
     except ValueError:
         pass
-    if _looks_like_pkcs12(data):
-        return _read_pkcs12(data, password)
     try:
         return Bundle(certificates=pkcs7.load_der_pkcs7_certificates(data))
-    except ValueError:
+    except (ValueError, UnsupportedAlgorithm):
         pass
     raise CertificateFileError(_NOT_A_CERTIFICATE)
 
 
 def _read_pkcs12(data: bytes, password: str | None) -> Bundle:
-    attempts = [password.encode()] if password else [None, b""]
-    for secret in attempts:
-        try:
-            p12 = pkcs12.load_pkcs12(data, secret)
-        except ValueError:
-            continue
+    # Counted first: OpenSSL derives the MAC key (and the others) before it can say anything.
+    _check_derivations(der.pkcs12_iterations, data)
+    try:
+        # One attempt: without a password OpenSSL itself tries both the absent and the empty one.
+        p12 = pkcs12.load_pkcs12(data, password.encode() if password else None)
+    except x509.InvalidVersion as exc:
+        raise CertificateFileError(_BAD_VERSION) from exc
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        pass
+    else:
         certificates = [c.certificate for c in ([p12.cert] if p12.cert else []) + list(p12.additional_certs)]
         key = _supported_key(p12.key) if p12.key is not None else None
         return Bundle(certificates=certificates, private_key=key)
@@ -320,7 +462,57 @@ def load_pem_list(text: str) -> list[x509.Certificate]:
 
 
 def describe(certificate: x509.Certificate) -> CertificateFacts:
-    """Parse one certificate into the columns the inventory stores, OCES3 fields included."""
+    """Parse one certificate into the columns the inventory stores, OCES3 fields included.
+
+    Raises CertificateFileError for a field that cannot be read or an identifier too long to store. Text
+    comes back storable (see `storable`); it may still be longer than a column.
+    """
+    try:
+        facts = _describe(certificate)
+    except CertificateFileError:
+        raise
+    except Exception as exc:
+        # cryptography reads extensions, names and keys only when asked, and which exceptions it raises
+        # for a bad one is not a documented contract: DuplicateExtension, UnsupportedGeneralNameType,
+        # UnsupportedAlgorithm, ValueError so far. Any of them means this field cannot be read.
+        logger.info("Certificate field cannot be read: %s: %s", type(exc).__name__, exc)
+        raise CertificateFileError(_UNREADABLE_FIELD) from exc
+    if (
+        len(facts.serial_number) > 2 * MAX_SERIAL_BYTES
+        or max(len(facts.subject_key_id), len(facts.authority_key_id)) > 2 * MAX_KEY_ID_BYTES
+    ):
+        raise CertificateFileError(_OVERLONG_IDENTIFIER)
+    for name in _TEXT_FACTS:
+        setattr(facts, name, storable(getattr(facts, name)))
+    for name in _TEXT_LIST_FACTS:
+        setattr(facts, name, [storable(item) for item in getattr(facts, name)])
+    return facts
+
+
+_TEXT_FACTS = [
+    "subject_cn",
+    "subject_dn",
+    "subject_organization",
+    "issuer_cn",
+    "issuer_dn",
+    "key_algorithm",
+    "signature_algorithm",
+]
+_TEXT_LIST_FACTS = ["subject_alt_names", "policies", "ocsp_urls", "crl_urls"]
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> str:
+    """`text` with NUL and lone surrogates replaced by U+FFFD, the replacement character.
+
+    PostgreSQL refuses NUL in text and JSON and a lone surrogate is not UTF-8, while SQLite keeps both:
+    replacing them here stores the same text on both. A visible mark rather than removal, so a name with
+    a NUL inside cannot pass for the name without it.
+    """
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
+def _describe(certificate: x509.Certificate) -> CertificateFacts:
     policies = _extension_value(certificate, ExtensionOID.CERTIFICATE_POLICIES, [])
     policy_oids = [p.policy_identifier.dotted_string for p in policies]
     aia = _extension_value(certificate, ExtensionOID.AUTHORITY_INFORMATION_ACCESS, [])
@@ -345,7 +537,10 @@ def describe(certificate: x509.Certificate) -> CertificateFacts:
         subject_alt_names=_subject_alt_names(certificate),
         policies=policy_oids,
         ocsp_urls=[
-            d.access_location.value for d in aia if d.access_method == AuthorityInformationAccessOID.OCSP
+            d.access_location.value
+            for d in aia
+            if d.access_method == AuthorityInformationAccessOID.OCSP
+            and isinstance(d.access_location, x509.UniformResourceIdentifier)
         ],
         crl_urls=_crl_urls(certificate),
         pem=certificate.public_bytes(serialization.Encoding.PEM).decode(),
@@ -494,4 +689,5 @@ def _signature_description(certificate: x509.Certificate) -> str:
             hash_algorithm = None
         name = hash_algorithm.name.upper().replace("SHA", "SHA-", 1) if hash_algorithm else "?"
         return f"RSASSA-PSS with {name}"
-    return getattr(oid, "_name", "") or oid.dotted_string
+    name = getattr(oid, "_name", "")
+    return oid.dotted_string if name in ("", "Unknown OID") else name

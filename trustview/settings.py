@@ -229,6 +229,11 @@ TRUSTVIEW_EXPIRING_DAYS = env.int("TRUSTVIEW_EXPIRING_DAYS", default=30)
 TRUSTVIEW_CRITICAL_DAYS = env.int("TRUSTVIEW_CRITICAL_DAYS", default=14)
 # Largest certificate file accepted for import, in bytes (1 MiB).
 TRUSTVIEW_IMPORT_MAX_BYTES = env.int("TRUSTVIEW_IMPORT_MAX_BYTES", default=1024 * 1024)
+# Most certificates one imported file may hold (a chain has a handful; more is refused whole).
+TRUSTVIEW_IMPORT_MAX_CERTIFICATES = env.int("TRUSTVIEW_IMPORT_MAX_CERTIFICATES", default=200)
+# Most password iterations one key derivation or MAC of an imported PKCS#12 file or encrypted key may ask
+# for (a whole file: three times this). OpenSSL 3 writes 2,048; checked before any derivation runs.
+TRUSTVIEW_IMPORT_MAX_ITERATIONS = env.int("TRUSTVIEW_IMPORT_MAX_ITERATIONS", default=1_000_000)
 TRUSTVIEW_PAGE_SIZE = env.int("TRUSTVIEW_PAGE_SIZE", default=50)
 
 # Renewal and alerts.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -11,11 +12,14 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from certificates.services import import_certificate_file
 from certificates.x509 import CertificateFileError
 
+logger = logging.getLogger(__name__)
+
 
 class Command(BaseCommand):
     help = (
         "Import certificate files (PEM, DER or PKCS#12) into the inventory. Each file is imported whole "
-        "or not at all; the others go on. The exit status is 1 when any file could not be imported."
+        "or not at all; the others go on. Ends with a summary (certificates imported and already present, "
+        "files failed); the exit status is 1 when any file could not be imported."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -29,7 +33,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         password = self._password(options["password_file"])
-        failures = 0
+        imported = present = failures = 0
         for name in options["paths"]:
             path = Path(name)
             try:
@@ -40,9 +44,18 @@ class Command(BaseCommand):
                 failures += 1
                 self.stderr.write(f"{path}: {error}")
                 continue
+            except Exception:
+                # A fault of ours, not of the file: say so, keep the traceback for the log, and go on
+                # with the other files (this file's transaction has been rolled back).
+                logger.exception("Importing %s failed", path)
+                failures += 1
+                self.stderr.write(f"{path}: The file could not be imported because of an internal error.")
+                continue
             for outcome in outcomes:
                 style = self.style.SUCCESS if outcome.created else self.style.NOTICE
                 self.stdout.write(style(f"{path}: {outcome.message}"))
+                imported, present = imported + outcome.created, present + (not outcome.created)
+        self.stdout.write(f"{imported} imported, {present} already present, {failures} failed.")
         if failures:
             raise CommandError(
                 f"{failures} of {len(options['paths'])} files were not imported.", returncode=1
