@@ -117,3 +117,14 @@ def renewable(simulator, mitid_settings):  # type: ignore[no-untyped-def]
         return outcome.certificate
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _language_reset() -> Iterator[None]:
+    """A test that leaves Danish active (a request with Accept-Language: da) must not turn the next
+    test's sentences Danish: each test starts and ends in the default language."""
+    from django.utils import translation
+
+    translation.deactivate()
+    yield
+    translation.deactivate()
