@@ -40,7 +40,7 @@ def send(template: str, context: dict[str, Any], to: list[str]) -> None:
     """Render a subject/text/HTML triplet and send it. Raises on a mail server error."""
     context = {"base_url": settings.TRUSTVIEW_BASE_URL.rstrip("/"), **context}
     with translation.override(settings.TRUSTVIEW_EMAIL_LANGUAGE):
-        subject = " ".join(render_to_string(f"email/{template}_subject.txt", context).split())
+        subject = _one_line(render_to_string(f"email/{template}_subject.txt", context))
         message = EmailMultiAlternatives(
             subject=subject,
             body=render_to_string(f"email/{template}.txt", context),
@@ -49,6 +49,13 @@ def send(template: str, context: dict[str, Any], to: list[str]) -> None:
         )
         message.attach_alternative(render_to_string(f"email/{template}.html", context), "text/html")
     message.send()
+
+
+def _one_line(text: str) -> str:
+    """A subject is plain text (its template does not HTML-escape) on one line: control characters from a
+    certificate's name become spaces, so no header can be injected or broken."""
+    printable = "".join(ch if ch.isprintable() else " " for ch in text)
+    return " ".join(printable.split())
 
 
 # --- expiry ----------------------------------------------------------------------------------------

@@ -182,3 +182,10 @@ def test_ocsp_check_blocks_what_the_ca_reports_revoked(renewable, simulator):
     event = Event.objects.get(certificate=revoked, kind=EventKind.BLOCKED)
     assert "reports it revoked (key_compromise)" in event.text
     assert check_all() == 0  # already blocked: nothing new
+
+
+def test_subjects_are_plain_text_on_one_line_whatever_the_certificate_is_called(recipients):
+    certificate("R&D <intern>\r\nBcc: x@evil.example\x07", 20.5)
+    send_expiry_alerts(NOW)
+    (message,) = mail.outbox
+    assert message.subject == "[trustview] certificate expires in 20 days: R&D <intern> Bcc: x@evil.example"
