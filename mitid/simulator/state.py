@@ -226,8 +226,18 @@ class Store:
     def _create_schema(self) -> None:
         conn = self._connect()
         try:
-            # journal_mode is persistent in the file; setting it again is a no-op.
-            conn.execute("PRAGMA journal_mode=WAL")
+            # journal_mode is persistent in the file; setting it again is a no-op. Two processes making a
+            # new state at once both switch it, and SQLite then says "database is locked" at once rather
+            # than after the busy timeout: try again for a while.
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    break
+                except sqlite3.OperationalError as error:
+                    if "locked" not in str(error) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
             with self._write_lock:
                 conn.execute("BEGIN IMMEDIATE")
                 for statement in SCHEMA.split(";"):
