@@ -20,8 +20,9 @@ run: $(VENV)/.synced
 	$(PY) manage.py ensure_superuser
 	PORT=$(PORT) $(PY) -m trustview.run
 
-# The whole suite on PostgreSQL + Redis started for the run, then on SQLite (scripts/test.sh); fails when
-# either fails. `make test PYTEST_ARGS="-k readyz"` passes arguments to both pytest runs.
+# The tests that use the database on PostgreSQL + Redis started for the run, then the whole suite on
+# SQLite, each on two pytest-xdist workers (scripts/test.sh); fails when either fails.
+# `make test PYTEST_ARGS="-k readyz"` passes arguments to both pytest runs; TEST_WORKERS=0 runs in one process.
 test: $(VENV)/.synced
 	@scripts/system-packages.sh
 	@scripts/test.sh $(PY) $(PYTEST_ARGS)

@@ -2,8 +2,8 @@
 # Install the system programs the test suite uses, when missing, from Debian's packages:
 # Chromium (browser tests, driven by Playwright), OpenSSL (an independent judge of certificates),
 # Redis (the broker of the PostgreSQL + Redis run and of the scheduler tests' worker and beat processes)
-# and PostgreSQL (the database of that run; tests/services.py starts a throw-away cluster of its own, so
-# the package's own cluster is not used).
+# and PostgreSQL (the database of that run; tests/support/processes.py starts a throw-away cluster of its
+# own, so the package's own cluster is not used).
 set -euo pipefail
 declare -A package_of=([chromium]=chromium [openssl]=openssl [redis-server]=redis-server)
 missing=()

@@ -1,15 +1,17 @@
-"""Shared fixtures: the real OCES3 certificates, named users, and a logged-in administrator."""
+"""Shared fixtures: the real OCES3 certificates, named users, a logged-in administrator, the simulator;
+and the `database` mark, which `make test` uses to run only what depends on the database twice."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.test import Client
 
-from .simulator_process import Simulator, running_simulator
+from .support.processes import Simulator, fresh_state, running_simulator, simulator_keys
 
 OCES3_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "fixtures" / "oces3"
 
@@ -71,10 +73,57 @@ def alice_client(alice) -> Client:  # type: ignore[no-untyped-def]
     return client
 
 
+# Fixtures through which a test reaches the database (pytest-django's, and those built on them).
+DATABASE_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks `database` what uses the database: the `django_db` mark or a fixture that leads to `db`.
+
+    Only these tests can behave differently on PostgreSQL and on SQLite, so `make test` runs them on
+    both (`-m database` on PostgreSQL) and everything else once. The simulator, parsing, browser and
+    process tests start what they need themselves, whatever database the run has.
+    """
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if item.get_closest_marker("django_db") or fixtures & DATABASE_FIXTURES:
+            item.add_marker(pytest.mark.database)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Under pytest-xdist (`make test` runs `-n 2`) tests go to whichever worker is free, except those
+    that share an expensive fixture, which each worker would make for itself: the browser journeys (one
+    portal and one Chromium) go to one worker together, and so does each simulator module (its own
+    simulator process). (xdist's own `--dist loadgroup` does this with marks, but not on pytest 9.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFixtureScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            if path.startswith("tests/e2e/"):
+                return "tests/e2e"
+            if path.startswith("tests/simulator/"):
+                return path
+            return nodeid
+
+    return SharedFixtureScheduling(config, log)
+
+
 @pytest.fixture(scope="session")
-def simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
+def seed_state(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The simulator's CA and TLS keys, made once per run (shared by pytest-xdist's workers) and copied
+    into each simulator's own state directory (`fresh_state`)."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the workers' common directory
+    return simulator_keys(root)
+
+
+@pytest.fixture(scope="session")
+def simulator(seed_state: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Simulator]:
     """One real MitID Erhverv simulator process for the whole run, with its own state directory."""
-    with running_simulator(tmp_path_factory.mktemp("simulator-state")) as running:
+    state = fresh_state(seed_state, tmp_path_factory.mktemp("simulator"))
+    with running_simulator(state) as running:
         yield running
 
 

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import email
-import socket
 from email import policy
 
 import pytest
-from aiosmtpd.controller import Controller
 from django.core import mail
 from django.utils import timezone
 
@@ -19,6 +17,7 @@ from certificates.revocation import check_all
 from certificates.services import import_certificate_file
 
 from . import pki
+from .support.processes import running_smtp_server
 
 pytestmark = pytest.mark.django_db
 NOW = timezone.now()
@@ -107,12 +106,6 @@ def test_administrators_with_an_address_receive_alerts_by_default(settings, admi
     assert mail.outbox[0].to == [admin_user.email]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Inbox:
     def __init__(self) -> None:
         self.messages: list[email.message.EmailMessage] = []
@@ -126,14 +119,12 @@ class Inbox:
 def smtp_server(settings):  # type: ignore[no-untyped-def]
     """A real SMTP server on loopback; the portal sends to it with Django's SMTP backend."""
     inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port())
-    controller.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", controller.port
-    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
-    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
-    yield inbox
-    controller.stop()
+    with running_smtp_server(inbox) as port:
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+        settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+        settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+        yield inbox
 
 
 def test_alerts_arrive_once_per_threshold_through_a_real_smtp_server(recipients, smtp_server):

@@ -11,7 +11,7 @@ from django.utils import timezone
 from certificates.renewal import sweep
 from trustview.celery import app
 
-from .services import free_port
+from .support.processes import free_port
 
 
 def test_healthz_answers_without_login_and_without_the_database(client):

@@ -1,8 +1,8 @@
 """The production stack's processes without Docker: separate Celery worker and beat processes renew a
 certificate on PostgreSQL and Redis, and gunicorn serves the portal in production mode.
 
-Time is compressed as in test_scheduler_processes.py: certificates live 30 seconds and the sweep runs
-every 2 seconds.
+Time is compressed as in test_scheduler_processes.py: certificates live 30 seconds, the sweep runs every
+2 seconds, and the certificate is issued on the simulator's clock 20 seconds ago, so its renewal is due.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ import psycopg
 import requests
 from cryptography.fernet import Fernet
 
-from .processes import (
+from .support.processes import (
+    Simulator,
+    free_port,
     manage,
     portal_env,
     postgres_database,
@@ -30,9 +32,7 @@ from .processes import (
     running_portal,
     wait_for_http,
 )
-from .services import free_port
-from .simulator_process import Simulator
-from .test_scheduler_processes import LIFETIME_MINUTES, issue_through_the_page
+from .test_scheduler_processes import AGE_SECONDS, LIFETIME_MINUTES, issue_through_the_page
 
 ADMIN = ("ops", "ops-password-42")
 
@@ -59,9 +59,10 @@ def test_worker_and_beat_renew_a_certificate_on_postgresql_and_redis(simulator: 
             ) as portal,
         ):
             profile = simulator.create_profile(cvr="42424242", name="Kortlivet system")
-            original = issue_through_the_page(
-                portal.url, {"pin": profile["pin"], "reference_number": profile["reference_number"]}
-            )
+            with simulator.clock(-AGE_SECONDS):
+                original = issue_through_the_page(
+                    portal.url, {"pin": profile["pin"], "reference_number": profile["reference_number"]}
+                )
             deadline = time.monotonic() + 60
             while original not in renewed_from(database_url).values() and time.monotonic() < deadline:
                 time.sleep(0.5)

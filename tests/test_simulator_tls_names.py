@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .simulator_process import Simulator, running_simulator
+from .support.processes import Simulator, fresh_state, running_simulator
 
 
 def handshake(simulator: Simulator, host_name: str) -> None:
@@ -24,9 +24,8 @@ def handshake(simulator: Simulator, host_name: str) -> None:
         pass
 
 
-def test_the_simulator_is_trusted_under_its_compose_service_name(tmp_path):
-    state = tmp_path / "state"
-    state.mkdir()
+def test_the_simulator_is_trusted_under_its_compose_service_name(seed_state, tmp_path):
+    state = fresh_state(seed_state, tmp_path)
     with running_simulator(state) as simulator:
         with pytest.raises(ssl.SSLCertVerificationError):
             handshake(simulator, "simulator")

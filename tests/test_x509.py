@@ -20,10 +20,7 @@ from .conftest import (
     SYSTEM_2026,
     oces3,
 )
-
-
-def openssl(*args: str, data: bytes | None = None) -> str:
-    return subprocess.run(["openssl", *args], input=data, capture_output=True, check=True).stdout.decode()
+from .support.openssl import openssl_output as openssl
 
 
 def only(data: bytes, password: str | None = None):  # type: ignore[no-untyped-def]

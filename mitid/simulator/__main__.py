@@ -26,6 +26,7 @@ from mitid.simulator.state import (
     format_reference_number,
     material_present,
     resolve_state_dir,
+    rfc3339,
 )
 
 MAX_NAME_LENGTH = 64  # X.520 upper bound for CN and O
@@ -92,6 +93,16 @@ def _non_negative_float(text: str) -> float:
         value = -1.0
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"expected a number of at least 0, not {text!r}")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not abs(value) < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, not {text!r}")
     return value
 
 
@@ -170,6 +181,16 @@ def build_parser() -> argparse.ArgumentParser:
     delay = commands.add_parser("set-renewal-delay", parents=[state], help="time a renewal stays in progress")
     delay.add_argument("--seconds", type=_non_negative_float, required=True)
 
+    clock = commands.add_parser(
+        "set-clock", parents=[state], help="move the simulator's clock (tests: certificates issued earlier)"
+    )
+    clock.add_argument(
+        "--offset",
+        type=_finite_float,
+        required=True,
+        help="seconds added to the machine's time (negative: the past; 0: the machine's time)",
+    )
+
     block = commands.add_parser("block", parents=[state], help="block (revoke) a certificate")
     block.add_argument("--serial", type=_serial, required=True)
     block.add_argument(
@@ -247,6 +268,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with store.write() as conn:
             store.set_setting(conn, "renewal_delay_seconds", repr(args.seconds))
         return {"renewal_delay_seconds": args.seconds}
+    if command == "set-clock":
+        with store.write() as conn:
+            store.set_setting(conn, "clock_offset_seconds", repr(args.offset) if args.offset else None)
+            now = store.now(conn)
+        return {"clock_offset_seconds": args.offset, "now": rfc3339(now)}
     if command == "block":
         with store.write() as conn:
             row = store.find_certificate_any_environment(conn, args.serial)

@@ -292,14 +292,16 @@ def issue_certificate(
     holder: Holder,
     validity: timedelta,
     http_url: str,
+    now: datetime | None = None,
 ) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
-    """A new key and an OCES3-shaped certificate for it, valid from now; URLs point at ``http_url``."""
+    """A new key and an OCES3-shaped certificate for it, valid from ``now`` (the simulator's clock,
+    :meth:`Store.now`; default the machine's); URLs point at ``http_url``."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=LEAF_KEY_BITS)
     base = f"{http_url.rstrip('/')}/{authority.environment}"
     policy = POLICY_OCES_EMPLOYEE if holder.is_employee else POLICY_OCES_ORGANISATION
     qc_statements = QC_STATEMENTS_NATURAL_PERSON if holder.is_employee else QC_STATEMENTS_LEGAL_PERSON
     issuing_ski = authority.issuing.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    now = utc_now()
+    now = now or utc_now()
     # Extensions in the order the real certificates carry them.
     builder = (
         x509.CertificateBuilder()
@@ -420,7 +422,11 @@ def ocsp_serial(request_der: bytes) -> int | None:
 
 
 def ocsp_response(
-    authority: Authority, request_der: bytes, known: bool, revocation: Revocation | None
+    authority: Authority,
+    request_der: bytes,
+    known: bool,
+    revocation: Revocation | None,
+    now: datetime | None = None,
 ) -> bytes:
     """The DER OCSP response: good, revoked or unknown, or malformedRequest / unauthorized.
 
@@ -442,7 +448,7 @@ def ocsp_response(
         status = ocsp.OCSPCertStatus.REVOKED
     else:
         status = ocsp.OCSPCertStatus.GOOD
-    now = utc_now()
+    now = now or utc_now()
     builder = (
         ocsp.OCSPResponseBuilder()
         .add_response_by_hash(
@@ -469,12 +475,14 @@ def _unsuccessful(status: ocsp.OCSPResponseStatus) -> bytes:
     return ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(serialization.Encoding.DER)
 
 
-def crl_der(authority: Authority, revoked: list[tuple[int, Revocation]]) -> bytes:
+def crl_der(
+    authority: Authority, revoked: list[tuple[int, Revocation]], now: datetime | None = None
+) -> bytes:
     """A fresh CRL of the issuing CA, valid 24 hours, signed RSASSA-PSS like the certificates.
 
     Entries blocked for reason ``unspecified`` carry no reason code (RFC 5280 section 5.3.1).
     """
-    now = utc_now()
+    now = now or utc_now()
     issuing_ski = authority.issuing.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     builder = (
         x509.CertificateRevocationListBuilder()

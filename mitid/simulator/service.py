@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from math import ceil
 from pathlib import Path
 from typing import Any
@@ -111,7 +110,9 @@ class Service:
     ) -> dict[str, Any]:
         """Issues, records and packs a certificate: the part of the answer sections 3 and 4 share."""
         authority = self.authorities[environment]
-        certificate, key = pki.issue_certificate(authority, holder, self._validity(conn), self.http_url)
+        certificate, key = pki.issue_certificate(
+            authority, holder, self._validity(conn), self.http_url, now=self.store.now(conn)
+        )
         serial = pki.serial_hex(certificate.serial_number)
         facts = {
             "serial_number": serial,
@@ -218,7 +219,7 @@ class Service:
         row = self._presented(conn, environment, client_der)
         if row["blocked_at"] is not None:
             raise Problem("certificate_blocked", "The certificate is blocked and cannot be renewed.")
-        if parse_rfc3339(str(row["not_after"])) < datetime.now(UTC):
+        if parse_rfc3339(str(row["not_after"])).timestamp() < self.store.timestamp(conn):
             raise Problem(
                 "certificate_expired", "The certificate has expired: a new certificate must be issued."
             )
@@ -229,11 +230,13 @@ class Service:
             )
         serial = str(row["serial"])
         open_order = self.store.open_order(conn, environment, serial)
+        now = self.store.timestamp(conn)
         if open_order is not None:
-            return _in_progress(200, str(open_order["order_id"]), float(open_order["ready_at"]), base_url)
+            order_id, ready_at = str(open_order["order_id"]), float(open_order["ready_at"])
+            return _in_progress(200, order_id, ready_at, now, base_url)
         order_id = str(uuid.uuid4())
         ready_at = self.store.create_order(conn, order_id, environment, serial)
-        return _in_progress(202, order_id, ready_at, base_url)
+        return _in_progress(202, order_id, ready_at, now, base_url)
 
     def order_status(
         self, environment: str, order_id: str, client_der: bytes | None, base_url: str
@@ -244,8 +247,9 @@ class Service:
             order = self._order(conn, environment, order_id, old)
             if order["answer"] is not None:
                 return Answer(200, bytes(order["answer"]))
-            if float(order["ready_at"]) > time.time():
-                return _in_progress(200, order_id, float(order["ready_at"]), base_url, location=False)
+            now = self.store.timestamp(conn)
+            if float(order["ready_at"]) > now:
+                return _in_progress(200, order_id, float(order["ready_at"]), now, base_url, location=False)
         with self.store.write() as conn:
             order = self._order(conn, environment, order_id, old)
             if order["answer"] is not None:  # another request completed it meanwhile
@@ -289,21 +293,25 @@ class Service:
     def ocsp(self, environment: str, request_der: bytes) -> bytes:
         serial = pki.ocsp_serial(request_der)
         row = None
-        if serial is not None and serial > 0:
-            with self.store.read() as conn:
+        with self.store.read() as conn:
+            now = self.store.now(conn)
+            if serial is not None and serial > 0:
                 row = self.store.get_certificate(conn, environment, pki.serial_hex(serial))
         revocation = _revocation(row) if row is not None else None
-        return pki.ocsp_response(self.authorities[environment], request_der, row is not None, revocation)
+        return pki.ocsp_response(
+            self.authorities[environment], request_der, row is not None, revocation, now=now
+        )
 
     def crl(self, environment: str) -> bytes:
         with self.store.read() as conn:
             rows = self.store.revoked_certificates(conn, environment)
+            now = self.store.now(conn)
         revoked = []
         for row in rows:
             revocation = _revocation(row)
             assert revocation is not None
             revoked.append((int(str(row["serial"]), 16), revocation))
-        return pki.crl_der(self.authorities[environment], revoked)
+        return pki.crl_der(self.authorities[environment], revoked, now=now)
 
 
 def blocked_json(row: sqlite3.Row) -> dict[str, Any]:
@@ -323,9 +331,11 @@ def _pin_locked() -> Problem:
     )
 
 
-def _in_progress(status: int, order_id: str, ready_at: float, base_url: str, location: bool = True) -> Answer:
+def _in_progress(
+    status: int, order_id: str, ready_at: float, now: float, base_url: str, location: bool = True
+) -> Answer:
     """An in-progress order, with Retry-After saying when it is ready (at least 1 second)."""
-    headers = [("Retry-After", str(max(1, ceil(ready_at - time.time()))))]
+    headers = [("Retry-After", str(max(1, ceil(ready_at - now))))]
     if location:
         headers.insert(0, ("Location", f"{base_url}/v1/renewals/{order_id}"))
     return Answer(status, json_bytes({"order_id": order_id, "status": "in_progress"}), headers)

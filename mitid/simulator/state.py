@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -135,9 +135,10 @@ def material_present(state_dir: Path) -> bool:
     return all(path.is_file() for path in paths)
 
 
-def utc_now() -> datetime:
-    """The current time in UTC, to the second (X.509 and the contract's RFC 3339 times have seconds)."""
-    return datetime.now(UTC).replace(microsecond=0)
+def utc_now(offset_seconds: float = 0.0) -> datetime:
+    """The current time in UTC, to the second (X.509 and the contract's RFC 3339 times have seconds),
+    on a clock moved by ``offset_seconds`` (the operator's ``set-clock``; see :meth:`Store.now`)."""
+    return (datetime.now(UTC) + timedelta(seconds=offset_seconds)).replace(microsecond=0)
 
 
 def rfc3339(moment: datetime) -> str:
@@ -225,8 +226,18 @@ class Store:
     def _create_schema(self) -> None:
         conn = self._connect()
         try:
-            # journal_mode is persistent in the file; setting it again is a no-op.
-            conn.execute("PRAGMA journal_mode=WAL")
+            # journal_mode is persistent in the file; setting it again is a no-op. Two processes making a
+            # new state at once both switch it, and SQLite then says "database is locked" at once rather
+            # than after the busy timeout: try again for a while.
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    break
+                except sqlite3.OperationalError as error:
+                    if "locked" not in str(error) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.05)
             with self._write_lock:
                 conn.execute("BEGIN IMMEDIATE")
                 for statement in SCHEMA.split(";"):
@@ -300,6 +311,23 @@ class Store:
         value = self.get_setting(conn, "renewal_delay_seconds")
         return DEFAULT_RENEWAL_DELAY_SECONDS if value is None else float(value)
 
+    # The simulator's clock: the machine's, moved by the operator's offset (``set-clock``), so a test
+    # can have a certificate issued "20 seconds ago" instead of waiting 20 seconds. Everything the
+    # simulator dates (certificates, orders, blocks, OCSP and CRL answers) reads the time here; only log
+    # lines keep the machine's time.
+
+    def clock_offset_seconds(self, conn: sqlite3.Connection) -> float:
+        value = self.get_setting(conn, "clock_offset_seconds")
+        return 0.0 if value is None else float(value)
+
+    def timestamp(self, conn: sqlite3.Connection) -> float:
+        """Seconds since the epoch on the simulator's clock."""
+        return time.time() + self.clock_offset_seconds(conn)
+
+    def now(self, conn: sqlite3.Connection) -> datetime:
+        """The simulator's time in UTC, to the second."""
+        return utc_now(self.clock_offset_seconds(conn))
+
     def renewal_enabled(self, conn: sqlite3.Connection, cvr: str) -> bool:
         row = conn.execute("SELECT 1 FROM renewal_enabled WHERE cvr = ?", (cvr,)).fetchone()
         return row is not None
@@ -308,7 +336,7 @@ class Store:
         if enabled:
             conn.execute(
                 "INSERT OR IGNORE INTO renewal_enabled (cvr, enabled_at) VALUES (?, ?)",
-                (cvr, rfc3339(utc_now())),
+                (cvr, rfc3339(self.now(conn))),
             )
         else:
             conn.execute("DELETE FROM renewal_enabled WHERE cvr = ?", (cvr,))
@@ -345,7 +373,7 @@ class Store:
                 organisation_name,
                 salt,
                 hash_pin(pin, salt),
-                rfc3339(utc_now()),
+                rfc3339(self.now(conn)),
             ),
         )
         return reference, pin
@@ -379,7 +407,7 @@ class Store:
         conn.execute(
             "UPDATE certificates SET blocked_at = ?, block_reason = ? "
             "WHERE environment = ? AND serial = ? AND blocked_at IS NULL",
-            (rfc3339(utc_now()), reason, environment, serial),
+            (rfc3339(self.now(conn)), reason, environment, serial),
         )
         row = self.get_certificate(conn, environment, serial)
         assert row is not None
@@ -401,17 +429,17 @@ class Store:
         return conn.execute(
             "SELECT * FROM orders WHERE environment = ? AND old_serial = ? AND answer IS NULL "
             "AND ready_at > ? ORDER BY ready_at DESC",
-            (environment, old_serial, time.time()),
+            (environment, old_serial, self.timestamp(conn)),
         ).fetchone()
 
     def create_order(
         self, conn: sqlite3.Connection, order_id: str, environment: str, old_serial: str
     ) -> float:
-        ready_at = time.time() + self.renewal_delay_seconds(conn)
+        ready_at = self.timestamp(conn) + self.renewal_delay_seconds(conn)
         conn.execute(
             "INSERT INTO orders (order_id, environment, old_serial, created_at, ready_at) "
             "VALUES (?, ?, ?, ?, ?)",
-            (order_id, environment, old_serial, rfc3339(utc_now()), ready_at),
+            (order_id, environment, old_serial, rfc3339(self.now(conn)), ready_at),
         )
         return ready_at
 
@@ -430,7 +458,7 @@ class Store:
     def remembered_answer(self, conn: sqlite3.Connection, environment: str, key: str) -> sqlite3.Row | None:
         return conn.execute(
             "SELECT * FROM idempotency WHERE environment = ? AND key = ? AND created_at > ?",
-            (environment, key, time.time() - IDEMPOTENCY_RETENTION_SECONDS),
+            (environment, key, self.timestamp(conn) - IDEMPOTENCY_RETENTION_SECONDS),
         ).fetchone()
 
     def remember_answer(
@@ -443,7 +471,7 @@ class Store:
         headers: list[tuple[str, str]],
         body: bytes,
     ) -> None:
-        now = time.time()
+        now = self.timestamp(conn)
         conn.execute("DELETE FROM idempotency WHERE created_at <= ?", (now - IDEMPOTENCY_RETENTION_SECONDS,))
         conn.execute(
             "INSERT OR REPLACE INTO idempotency (environment, key, fingerprint, status, headers, body, "
@@ -467,7 +495,7 @@ class Store:
         cursor = conn.execute(
             "INSERT INTO faults (kind, code, retry_after, seconds, remaining, path, created_at) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (kind, code, retry_after, seconds, count, path, rfc3339(utc_now())),
+            (kind, code, retry_after, seconds, count, path, rfc3339(self.now(conn))),
         )
         assert cursor.lastrowid is not None
         return Fault(cursor.lastrowid, kind, code, retry_after, seconds, count, path)
@@ -497,8 +525,8 @@ class Store:
 
     def status(self, conn: sqlite3.Connection) -> dict[str, Any]:
         """Counts per environment and the operator's settings, for the ``status`` command."""
-        now = time.time()
-        today = rfc3339(utc_now())
+        now = self.timestamp(conn)
+        today = rfc3339(self.now(conn))
         environments: dict[str, Any] = {}
         for environment in ENVIRONMENTS:
 
@@ -534,6 +562,7 @@ class Store:
                 "validity": "3 years" if minutes is None else f"{minutes:g} minutes",
                 "validity_minutes": minutes,
                 "renewal_delay_seconds": self.renewal_delay_seconds(conn),
+                "clock_offset_seconds": self.clock_offset_seconds(conn),
                 "renewal_enabled_cvrs": [
                     str(row["cvr"]) for row in conn.execute("SELECT cvr FROM renewal_enabled ORDER BY cvr")
                 ],

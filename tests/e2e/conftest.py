@@ -2,6 +2,10 @@
 
 The portal runs as a separate `manage.py runserver` process with its own state directory (its own
 SQLite database and secrets), so these tests see exactly what an administrator's browser sees.
+
+The portal and the browser last for this package's tests only: Playwright's event loop would make
+Django refuse database access in the same process (SynchronousOnlyOperation) to the tests that run after
+them, and the portal's processes would go on using the CPU.
 """
 
 from __future__ import annotations
@@ -14,8 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from ..processes import RunningPortal, running_portal
-from ..simulator_process import Simulator
+from ..support.processes import RunningPortal, Simulator, running_portal
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -39,7 +42,7 @@ class Portal:
     process: RunningPortal
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def portal(tmp_path_factory: pytest.TempPathFactory, simulator: Simulator) -> Iterator[Portal]:
     """Web, worker and beat on the embedded broker, as `make run` starts them, with their own state."""
     var_dir = tmp_path_factory.mktemp("portal-var")
@@ -47,7 +50,7 @@ def portal(tmp_path_factory: pytest.TempPathFactory, simulator: Simulator) -> It
         yield Portal(running.url, var_dir, running)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[object]:
     if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
         if os.environ.get("CI"):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import subprocess
 import time
 import uuid
 
@@ -14,6 +13,7 @@ from mitid.client import ClientIdentity, MitIDClient
 from mitid.errors import SENTENCES, MitIDError
 
 from ..conftest import OCES3_DIR, ROOT_CA
+from ..support.openssl import openssl_text
 
 
 def client(simulator, environment: str = "test", ca_bundle: str | None = None) -> MitIDClient:  # type: ignore[no-untyped-def]
@@ -23,7 +23,7 @@ def client(simulator, environment: str = "test", ca_bundle: str | None = None) -
 
 
 def issue(simulator, environment: str = "test", cvr: str = "12345678", kind: str = "system"):  # type: ignore[no-untyped-def]
-    profile = simulator.create_profile(cvr=cvr, environment=environment, kind=kind)
+    profile = simulator.create_profile(cvr=cvr, environment=environment, certificate_type=kind)
     issued = client(simulator, environment).issue(
         profile["reference_number"], profile["pin"], idempotency_key=str(uuid.uuid4())
     )
@@ -35,10 +35,6 @@ def identity(bundle) -> ClientIdentity:  # type: ignore[no-untyped-def]
 
     leaf = key_owner(bundle)
     return ClientIdentity(to_pem([leaf, *chain_for(leaf, bundle)]).encode(), bundle.private_key)
-
-
-def openssl(*args: str, data: bytes | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["openssl", *args], capture_output=True, text=True, errors="replace", input=data)  # type: ignore[arg-type]
 
 
 def test_issued_certificate_parses_like_the_real_oces3_fixtures(simulator):
@@ -72,13 +68,13 @@ def test_production_and_employee_certificates(simulator):
 def test_issued_chain_verifies_and_pkcs12_opens_with_openssl(simulator, tmp_path):
     _, issued, _ = issue(simulator)
     (tmp_path / "cert.p12").write_bytes(issued.pkcs12)
-    opened = openssl(
+    opened = openssl_text(
         "pkcs12", "-in", str(tmp_path / "cert.p12"), "-passin", f"pass:{issued.password}", "-nokeys"
     )
     assert opened.returncode == 0, opened.stderr
-    wrong = openssl("pkcs12", "-in", str(tmp_path / "cert.p12"), "-passin", "pass:wrong", "-nokeys")
+    wrong = openssl_text("pkcs12", "-in", str(tmp_path / "cert.p12"), "-passin", "pass:wrong", "-nokeys")
     assert wrong.returncode != 0
-    leaf = openssl(
+    leaf = openssl_text(
         "pkcs12",
         "-in",
         str(tmp_path / "cert.p12"),
@@ -90,7 +86,7 @@ def test_issued_chain_verifies_and_pkcs12_opens_with_openssl(simulator, tmp_path
     (tmp_path / "leaf.pem").write_text(leaf)
     (tmp_path / "root.pem").write_bytes(simulator.ca_certificate("test", "root"))
     (tmp_path / "issuing.pem").write_bytes(simulator.ca_certificate("test", "issuing"))
-    verified = openssl(
+    verified = openssl_text(
         "verify",
         "-CAfile",
         str(tmp_path / "root.pem"),
@@ -186,9 +182,9 @@ def test_renewal_refused_until_the_organisation_is_enabled(simulator):
 def test_expired_certificate_cannot_be_renewed(simulator, mitid_settings):
     simulator.cli("enable-renewal", "--cvr", "33445566")
     simulator.cli("set-validity", "--minutes", "0.05")
-    _, _, bundle = issue(simulator, cvr="33445566")
+    with simulator.clock(-4):  # issued 4 seconds ago, so its 3 seconds are over
+        _, _, bundle = issue(simulator, cvr="33445566")
     simulator.cli("set-validity", "--default")
-    time.sleep(4)
     with pytest.raises(MitIDError) as error:
         client(simulator).request_renewal(identity(bundle), idempotency_key=str(uuid.uuid4()))
     assert error.value.code == "certificate_expired"
@@ -208,7 +204,7 @@ def test_block_turns_ocsp_from_good_to_revoked_and_stops_renewal(simulator, tmp_
     ocsp_url = describe(leaf).ocsp_urls[0]
 
     def ocsp() -> str:
-        result = openssl(
+        result = openssl_text(
             "ocsp",
             "-issuer",
             str(tmp_path / "issuing.pem"),

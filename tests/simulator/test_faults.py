@@ -8,7 +8,8 @@ import uuid
 import pytest
 import requests
 
-from .conftest import Simulator, problem
+from ..support.processes import Simulator
+from .conftest import problem
 
 pytestmark = pytest.mark.usefixtures("clean_faults")
 

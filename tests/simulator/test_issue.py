@@ -13,7 +13,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
-from .conftest import Simulator, openssl, problem, unpack
+from ..support.openssl import openssl
+from ..support.processes import Simulator, unpack
+from .conftest import problem
 
 FIXTURE = (
     Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "oces3" / "test-system-2026-renewed.pem"

@@ -9,7 +9,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from .conftest import Issued, Simulator, openssl, problem, unpack
+from ..support.openssl import openssl
+from ..support.processes import Issued, Simulator, unpack
+from .conftest import problem
 
 RENEWAL_DELAY = 1.0
 

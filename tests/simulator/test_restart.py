@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from .conftest import Simulator, openssl, unpack
+from ..support.openssl import openssl
+from ..support.processes import Simulator, unpack
 
 
 def test_state_survives_a_restart(sim: Simulator) -> None:

@@ -12,7 +12,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
-from .conftest import Issued, Simulator, cli_process, openssl, problem
+from ..support.openssl import openssl
+from ..support.processes import Issued, Simulator
+from .conftest import cli_process, problem
 
 
 def openssl_ocsp(sim: Simulator, issued: Issued, environment: str = "test") -> str:

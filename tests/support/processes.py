@@ -1,0 +1,645 @@
+"""Every process the tests start, and the handles to talk to them: the MitID Erhverv simulator, the
+portal (web, Celery worker and beat), PostgreSQL, Redis and an SMTP server.
+
+`python -m tests.support.processes -- COMMAND...` runs COMMAND with DATABASE_URL and REDIS_URL pointing
+at a fresh PostgreSQL cluster and a fresh Redis: `make test` runs the tests that use the database that
+way (scripts/test.sh), then the whole suite on the embedded SQLite default.
+
+Nothing here needs a system service: the PostgreSQL cluster lives in a temporary directory (initdb,
+pg_ctl from Debian's /usr/lib/postgresql/VERSION/bin) with fsync off. PostgreSQL refuses to run as
+root, so as root the cluster runs as the `postgres` user that Debian's postgresql package creates.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import io
+import json
+import os
+import pwd
+import re
+import secrets
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any, NoReturn
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import pkcs12
+
+from .openssl import der_to_pem
+
+REPO = Path(__file__).resolve().parents[2]
+START_TIMEOUT_SECONDS = 60
+
+
+class Unavailable(RuntimeError):
+    """A server program is not installed (`make test` installs it; see scripts/system-packages.sh)."""
+
+
+# Plumbing -----------------------------------------------------------------------------------------------
+
+
+def stop(process: subprocess.Popen[Any], timeout: float = 15) -> None:
+    """End a server process politely (SIGTERM), and for good if it has not stopped within `timeout`."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes] | None, timeout: float = 15) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+        if process is not None and process.poll() is not None:
+            return False
+        time.sleep(0.05)
+    return False
+
+
+def wait_for_http(
+    url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 30, read_timeout: float = 1
+) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            requests.get(url, timeout=(1, read_timeout))
+            return
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still starting
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"{url} did not come up: {log.read_text(errors='replace')[-3000:]}")
+            time.sleep(0.2)
+
+
+def wait_for_log(log: Path, text: str, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    """Until the process has written `text` to its log (e.g. Celery's "ready")."""
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"{log.name} never said {text!r}: {log.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def running(
+    name: str, command: list[str], env: dict[str, str], log_dir: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """A process for the duration of the block; its output goes to LOG_DIR/NAME.log."""
+    with (log_dir / f"{name}.log").open("wb") as log:
+        process = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            yield process
+        finally:
+            stop(process)
+
+
+def _unavailable(error: Unavailable) -> NoReturn:
+    """A missing server program fails the run in CI (where `make test` installs it) and skips elsewhere."""
+    if os.environ.get("CI"):
+        pytest.fail(str(error))
+    pytest.skip(str(error))
+
+
+# The MitID Erhverv simulator ----------------------------------------------------------------------------
+
+
+def operate(state_dir: Path, *args: str) -> dict[str, Any]:
+    """Runs an operator command that must succeed and returns the JSON it printed.
+
+    It runs `main` of mitid/simulator/__main__.py, what `python -m mitid.simulator ARGS` runs, in this
+    process: operator commands act on the state directory, not through the server, so the result is
+    the same, without starting a Python for each of the suite's few hundred commands. The command line
+    as a process (exit status, stderr, locale) is tested in tests/simulator/test_cli.py.
+    """
+    from mitid.simulator.__main__ import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            status = main([*args, "--state-dir", str(state_dir)])
+        except SystemExit as exit:
+            status = exit.code
+    assert status == 0, f"mitid.simulator {' '.join(args)} exited with {status}: {err.getvalue()}"
+    result: dict[str, Any] = json.loads(out.getvalue())
+    return result
+
+
+def simulator_keys(directory: Path) -> Path:
+    """A state directory holding only the simulator's CA and TLS keys, made once for the whole run.
+
+    RSA key generation is the slow part of a new state directory, so the keys are made once (by an
+    operator command, as on first use) and copied into each simulator's own state (`fresh_state`).
+    Under pytest-xdist every worker asks; the first makes them under a lock, the others wait for it.
+    """
+    seed = directory / "simulator-keys"
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / "simulator-keys.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (seed / "ready").exists():
+            shutil.rmtree(seed, ignore_errors=True)
+            operate(seed, "status")
+            for part in ("simulator.sqlite3", "simulator.sqlite3-wal", "simulator.sqlite3-shm"):
+                (seed / part).unlink(missing_ok=True)
+            (seed / "ready").touch()
+    return seed
+
+
+def fresh_state(seed: Path, directory: Path) -> Path:
+    """A new state directory sharing the seed's keys but nothing else."""
+    state = directory / "state"
+    state.mkdir(parents=True)
+    for part in ("ca", "tls"):
+        shutil.copytree(seed / part, state / part)
+    return state
+
+
+@dataclass
+class Issued:
+    """A certificate the simulator issued, with its key written to files for requests' ``cert=``."""
+
+    answer: dict[str, Any]
+    certificate: x509.Certificate
+    key: rsa.RSAPrivateKey
+    chain: list[x509.Certificate]
+    cert_file: Path
+    key_file: Path
+    p12_file: Path
+
+    @property
+    def serial(self) -> str:
+        return str(self.answer["certificate"]["serial_number"])
+
+    @property
+    def password(self) -> str:
+        return str(self.answer["pkcs12_password"])
+
+    @property
+    def tls(self) -> tuple[str, str]:
+        return str(self.cert_file), str(self.key_file)
+
+
+def unpack(answer: dict[str, Any], directory: Path) -> Issued:
+    """Opens the PKCS#12 of an issue or renewal answer and writes PEM files beside it."""
+    data = base64.b64decode(answer["pkcs12"])
+    key, certificate, chain = pkcs12.load_key_and_certificates(data, answer["pkcs12_password"].encode())
+    assert isinstance(key, rsa.RSAPrivateKey) and certificate is not None
+    serial = answer["certificate"]["serial_number"]
+    directory.mkdir(parents=True, exist_ok=True)
+    cert_file, key_file, p12_file = (directory / f"{serial}.{ext}" for ext in ("pem", "key", "p12"))
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    p12_file.write_bytes(data)
+    return Issued(answer, certificate, key, list(chain), cert_file, key_file, p12_file)
+
+
+class Simulator:
+    """One ``python -m mitid.simulator serve`` process on free ports, and helpers to talk to it: its
+    operator commands, its HTTPS API (mutual TLS) and its plain-HTTP OCSP/CRL/CA server."""
+
+    def __init__(self, state_dir: Path, *serve_options: str) -> None:
+        self.state_dir = state_dir
+        self.serve_options = serve_options
+        self.log_file = state_dir.parent / f"{state_dir.name}.log"
+        self.files = state_dir.parent / f"{state_dir.name}-files"
+        self.process: subprocess.Popen[str] | None = None
+        self.ready: dict[str, Any] = {}
+
+    def start(self) -> None:
+        command = [sys.executable, "-m", "mitid.simulator", "serve", "--port", "0", "--http-port", "0"]
+        with self.log_file.open("a") as log:
+            self.process = subprocess.Popen(
+                [*command, "--state-dir", str(self.state_dir), *self.serve_options],
+                cwd=REPO,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                text=True,
+            )
+        assert self.process.stdout is not None
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            if not selector.select(timeout=START_TIMEOUT_SECONDS):
+                self.process.kill()
+                pytest.fail(f"The simulator did not start: {self.log()}")
+        line = self.process.stdout.readline()
+        if not line:
+            pytest.fail(f"The simulator exited: {self.log()}")
+        self.ready = json.loads(line)
+
+    def stop(self) -> int:
+        """SIGTERM, as a service manager stops it; returns its exit status."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            code = self.process.wait(timeout=15)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            assert self.process.stdout is not None
+            self.process.stdout.close()
+            self.process = None
+        return code
+
+    @property
+    def api(self) -> str:
+        return str(self.ready["api"])
+
+    @property
+    def http(self) -> str:
+        return str(self.ready["http"])
+
+    @property
+    def tls_ca(self) -> str:
+        return str(self.ready["tls_ca"])
+
+    def base_url(self, environment: str = "test") -> str:
+        return f"{self.api}/{environment}"
+
+    def ca_file(self, environment: str, which: str) -> str:
+        return str(self.state_dir / "ca" / environment / f"{which}.pem")
+
+    def ca_certificate(self, environment: str, which: str) -> bytes:
+        """The environment's root or issuing CA certificate as PEM (fetched as a relying party would)."""
+        der = requests.get(f"{self.http}/{environment}/ca/{which}.cer", timeout=10).content
+        return der_to_pem(der)
+
+    def log(self) -> str:
+        return self.log_file.read_text(errors="replace")
+
+    # Operator commands (docs/protocol.md section 8) -------------------------------------------------
+
+    def cli(self, *args: str) -> dict[str, Any]:
+        """Runs an operator command against the running simulator's state; returns its JSON."""
+        return operate(self.state_dir, *args)
+
+    def create_profile(
+        self,
+        *,
+        cvr: str = "12345678",
+        name: str = "Lønsystem",
+        organisation_name: str = "Eksempel A/S",
+        certificate_type: str = "system",
+        environment: str = "test",
+    ) -> dict[str, Any]:
+        return self.cli(
+            "create-profile",
+            *("--cvr", cvr, "--name", name, "--organisation-name", organisation_name),
+            *("--type", certificate_type, "--environment", environment),
+        )
+
+    @contextlib.contextmanager
+    def clock(self, offset_seconds: float) -> Iterator[None]:
+        """The simulator's clock moved by `offset_seconds` during the block (`set-clock`): with -20,
+        what it issues was issued 20 seconds ago, so a test need not wait 20 seconds for it to age."""
+        self.cli("set-clock", f"--offset={offset_seconds}")
+        try:
+            yield
+        finally:
+            self.cli("set-clock", "--offset=0")
+
+    # The HTTPS API -----------------------------------------------------------------------------------
+
+    def session(self) -> requests.Session:
+        """Trusts the simulator's TLS CA; no trust_env, so REQUESTS_CA_BUNDLE cannot override that."""
+        session = requests.Session()
+        session.trust_env = False
+        session.verify = self.tls_ca
+        return session
+
+    def post(
+        self,
+        path: str,
+        body: Any = None,
+        *,
+        key: str | None = "new",
+        cert: tuple[str, str] | None = None,
+        data: bytes | None = None,
+        content_type: str = "application/json",
+    ) -> requests.Response:
+        """POST to the API; ``key="new"`` sends a fresh Idempotency-Key, None sends none."""
+        headers = {"Content-Type": content_type}
+        if key is not None:
+            headers["Idempotency-Key"] = str(uuid.uuid4()) if key == "new" else key
+        payload = data if data is not None else json.dumps(body if body is not None else {}).encode()
+        with self.session() as session:
+            return session.post(self.api + path, data=payload, headers=headers, cert=cert, timeout=30)
+
+    def get(self, path_or_url: str, *, cert: tuple[str, str] | None = None) -> requests.Response:
+        url = path_or_url if path_or_url.startswith("https://") else self.api + path_or_url
+        with self.session() as session:
+            return session.get(url, cert=cert, timeout=30)
+
+    def issue(self, environment: str = "test", **profile: str) -> Issued:
+        """A profile made by the operator, issued through the API."""
+        made = self.create_profile(environment=environment, **profile)
+        response = self.post(
+            f"/{environment}/v1/certificates",
+            {"reference_number": made["reference_number"], "pin": made["pin"]},
+        )
+        assert response.status_code == 201, response.text
+        return unpack(response.json(), self.files)
+
+
+@contextlib.contextmanager
+def running_simulator(state_dir: Path, *serve_options: str) -> Iterator[Simulator]:
+    """A simulator process for the duration of the block, on the state in `state_dir`."""
+    simulator = Simulator(state_dir, *serve_options)
+    simulator.start()
+    try:
+        yield simulator
+    finally:
+        if simulator.process is not None:
+            simulator.stop()
+
+
+# PostgreSQL and Redis ------------------------------------------------------------------------------------
+
+
+def postgres_bindir() -> Path:
+    """The newest PostgreSQL server programs: Debian keeps them off PATH, in /usr/lib/postgresql/N/bin."""
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda path: [int(part) for part in re.findall(r"\d+", path.parent.parent.name)],
+    )
+    if found:
+        return found[-1].parent
+    initdb = shutil.which("initdb")
+    if initdb:
+        return Path(initdb).parent
+    raise Unavailable("PostgreSQL is not installed (`make test` installs Debian's postgresql package).")
+
+
+@contextlib.contextmanager
+def postgres_cluster() -> Iterator[str]:
+    """A throw-away PostgreSQL cluster on a free loopback port; yields the URL of its `trustview` database.
+
+    The user `trustview` owns the cluster (so it may create databases, as pytest-django does) and logs
+    in with a random password; nothing is kept after the block.
+    """
+    bindir = postgres_bindir()
+    root = Path(tempfile.mkdtemp(prefix="trustview-pg-"))
+    run_as: list[str] = []
+    if os.geteuid() == 0:
+        try:
+            owner = pwd.getpwnam("postgres")
+        except KeyError:
+            shutil.rmtree(root)
+            raise Unavailable(
+                "PostgreSQL refuses to run as root and there is no `postgres` user to run it as "
+                "(Debian's postgresql package creates one)."
+            ) from None
+        os.chown(root, owner.pw_uid, owner.pw_gid)
+        run_as = ["runuser", "-u", "postgres", "--"]
+    password = secrets.token_urlsafe(18)
+    password_file = root / "password"
+    password_file.write_text(password + "\n")
+    if run_as:
+        os.chown(password_file, owner.pw_uid, owner.pw_gid)
+    data, log = root / "data", root / "postgres.log"
+    port = free_port()
+
+    def pg(*command: str) -> None:
+        result = subprocess.run([*run_as, *command], capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            server_log = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+            raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}{server_log}")
+
+    try:
+        pg(
+            str(bindir / "initdb"),
+            *("--pgdata", str(data), "--username", "trustview", "--pwfile", str(password_file)),
+            *("--auth", "scram-sha-256", "--encoding", "UTF8", "--locale", "C", "--no-sync"),
+        )
+        # Durability is not a test's concern; fsync off makes the many test-database flushes cheap.
+        options = (
+            f"-p {port} -c listen_addresses=127.0.0.1 -k {root} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        )
+        pg(str(bindir / "pg_ctl"), "start", "--pgdata", str(data), "--log", str(log), "-w", "-o", options)
+        try:
+            import psycopg
+
+            with psycopg.connect(
+                host="127.0.0.1", port=port, user="trustview", password=password, dbname="postgres"
+            ) as connection:
+                connection.autocommit = True
+                connection.execute("CREATE DATABASE trustview")
+            yield f"postgres://trustview:{password}@127.0.0.1:{port}/trustview"
+        finally:
+            pg(str(bindir / "pg_ctl"), "stop", "--pgdata", str(data), "-m", "immediate")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for a portal's processes; yields its URL.
+
+    On the PostgreSQL run of `make test` it is a new database on that run's cluster; otherwise a
+    throw-away cluster is started for it.
+    """
+    run_url = os.environ.get("DATABASE_URL", "")
+    if not run_url.startswith(("postgres://", "postgresql://")):
+        with contextlib.ExitStack() as stack:
+            try:
+                url = stack.enter_context(postgres_cluster())
+            except Unavailable as error:
+                _unavailable(error)
+            yield url
+        return
+    import psycopg
+
+    parts = urlsplit(run_url)
+    name = f"trustview_portal_{secrets.token_hex(4)}"
+    maintenance = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(maintenance, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(parts._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(maintenance, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.contextmanager
+def redis_process(log: IO[bytes] | None = None) -> Iterator[str]:
+    """A real Redis on a free loopback port, persisting nothing; yields its URL (database 0)."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise Unavailable(
+            "redis-server is not installed (`make test` installs Debian's redis-server package)."
+        )
+    port = free_port()
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    process = subprocess.Popen(command, stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        if not _wait_for_port(port, process):
+            raise RuntimeError(f"redis-server did not start on port {port}")
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        stop(process)
+
+
+@contextlib.contextmanager
+def redis_server(log_dir: Path) -> Iterator[str]:
+    """A real Redis of its own for a test, logging to LOG_DIR/redis.log; yields its URL."""
+    with (log_dir / "redis.log").open("wb") as log, contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(redis_process(log))
+        except Unavailable as error:
+            _unavailable(error)
+        yield url
+
+
+# SMTP ---------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def running_smtp_server(handler: Any) -> Iterator[int]:
+    """A real SMTP server (aiosmtpd, in a thread of this process) on a free loopback port, handing each
+    message to `handler` (an aiosmtpd handler); yields its port."""
+    from aiosmtpd.controller import Controller
+
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        yield controller.port
+    finally:
+        controller.stop()
+
+
+# The portal ---------------------------------------------------------------------------------------------
+
+
+def portal_env(var_dir: Path, simulator: Simulator, **extra: str) -> dict[str, str]:
+    """The environment of a portal with its own state directory, pointed at the test simulator."""
+    # Each portal has its own broker: the embedded one unless `extra` names a Redis. Inheriting the test
+    # run's REDIS_URL would let one portal's worker take another's tasks (with another database).
+    inherited = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CELERY_BROKER_URL")}
+    env = {
+        **inherited,
+        "TRUSTVIEW_VAR_DIR": str(var_dir),
+        "DATABASE_URL": f"sqlite:///{var_dir / 'trustview.sqlite3'}",
+        "MITID_TEST_URL": simulator.base_url("test"),
+        "MITID_PRODUCTION_URL": simulator.base_url("production"),
+        "MITID_CA_BUNDLE": simulator.tls_ca,
+        # The simulator's roots are trusted as `make run` trusts them (certificates.trust).
+        "TRUSTVIEW_TRUST_ROOTS_EXTRA": ",".join(
+            str(simulator.state_dir / "ca" / name / "root.pem") for name in ("test", "production")
+        ),
+        **extra,
+    }
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    return env
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=REPO, env=env, check=True, capture_output=True, text=True
+    )
+    return result.stdout
+
+
+def celery(*args: str) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "trustview", *args]
+
+
+@dataclass
+class RunningPortal:
+    url: str
+    env: dict[str, str]
+
+    def manage(self, *args: str) -> str:
+        """Run a management command against this portal's database."""
+        return manage(self.env, *args)
+
+
+@contextlib.contextmanager
+def running_portal(
+    var_dir: Path, simulator: Simulator, admin: tuple[str, str], workers: int = 1, **settings: str
+) -> Iterator[RunningPortal]:
+    """The whole portal as `make run` starts it (web, worker, beat), with fast scheduler settings and its
+    own state under `var_dir`; yields its URL. `settings` are extra environment variables."""
+    env = portal_env(
+        var_dir,
+        simulator,
+        DJANGO_SUPERUSER_USERNAME=admin[0],
+        DJANGO_SUPERUSER_PASSWORD=admin[1],
+        TRUSTVIEW_SWEEP_SECONDS="2",
+        TRUSTVIEW_POLL_SECONDS="1",
+        **settings,
+    )
+    manage(env, "migrate", "--noinput")
+    manage(env, "ensure_superuser")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    web = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
+    with (
+        running("web", web, env, var_dir) as server,
+        running(
+            "worker", celery("worker", "--loglevel", "INFO", "--concurrency", str(workers)), env, var_dir
+        ) as worker,
+        running("beat", celery("beat", "--loglevel", "INFO"), env, var_dir) as beat,
+    ):
+        wait_for_http(url + "/accounts/login/", server, var_dir / "web.log")
+        # Up means all three: a test's first renewal must not wait for the worker to start.
+        wait_for_log(var_dir / "worker.log", " ready.", worker)
+        wait_for_log(var_dir / "beat.log", "beat: Starting...", beat)
+        yield RunningPortal(url, env)
+
+
+# `make test`'s PostgreSQL + Redis run --------------------------------------------------------------------
+
+
+def main(argv: list[str]) -> int:
+    """Run the command after `--` with DATABASE_URL and REDIS_URL set; returns its exit status."""
+    command = argv[argv.index("--") + 1 :] if "--" in argv else argv
+    if not command:
+        print("usage: python -m tests.support.processes -- COMMAND [ARG...]", file=sys.stderr)
+        return 2
+
+    def stop_on_signal(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)  # unwinds the context managers, which stop the servers
+
+    signal.signal(signal.SIGTERM, stop_on_signal)
+    with postgres_cluster() as database_url, redis_process() as redis_url:
+        where = database_url.rsplit("@", 1)[1]  # no password in the output
+        print(f"tests.support.processes: PostgreSQL at {where}, Redis at {redis_url}", flush=True)
+        env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url}
+        env.pop("CELERY_BROKER_URL", None)
+        return subprocess.run(command, env=env, check=False).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
