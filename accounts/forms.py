@@ -6,14 +6,27 @@ from typing import Any
 
 from django import forms
 from django.contrib.auth import get_user_model, password_validation
-from django.contrib.auth.models import AbstractUser
+from django.contrib.auth.models import User
 from django.utils.translation import gettext_lazy as _
 
+from certificates.models import Organization
+
+from .models import OrganisationLimit, limit_to_organisations
 from .roles import Role, role_of
 
 
 class UserForm(forms.ModelForm):
     role = forms.ChoiceField(label=_("Role"), choices=Role.choices)
+    organisations = forms.ModelMultipleChoiceField(
+        label=_("Limited to organisations"),
+        queryset=Organization.objects.order_by("name", "cvr"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_(
+            "Choose none for all organisations. A limited user sees, counts and acts on only the "
+            "certificates of the organisations chosen here."
+        ),
+    )
     password = forms.CharField(
         label=_("Password"),
         required=False,
@@ -31,6 +44,8 @@ class UserForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         if self.instance.pk:
             self.fields["role"].initial = role_of(self.instance)
+            limit = OrganisationLimit.objects.filter(user=self.instance).first()
+            self.fields["organisations"].initial = list(limit.organizations.all()) if limit else []
         else:
             self.fields["password"].required = True
 
@@ -40,9 +55,10 @@ class UserForm(forms.ModelForm):
             password_validation.validate_password(password, self.instance)
         return str(password)
 
-    def save(self, commit: bool = True) -> AbstractUser:
-        user: AbstractUser = super().save(commit=False)
+    def save(self, commit: bool = True) -> User:
+        user: User = super().save(commit=False)
         if self.cleaned_data["password"]:
             user.set_password(self.cleaned_data["password"])
         user.save()
+        limit_to_organisations(user, list(self.cleaned_data["organisations"]))
         return user

@@ -36,7 +36,11 @@ def locked_out(
 
 @permission_required("auth.view_user", raise_exception=True)
 def user_list(request: HttpRequest) -> HttpResponse:
-    users = get_user_model().objects.prefetch_related("groups").order_by("username")
+    users = (
+        get_user_model()
+        .objects.prefetch_related("groups", "organisation_limit__organizations")
+        .order_by("username")
+    )
     rows = [(user, role_of(user)) for user in users]
     return render(request, "accounts/user_list.html", {"rows": rows})
 

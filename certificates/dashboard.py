@@ -7,11 +7,12 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from django.contrib.auth.models import AbstractUser, AnonymousUser
 from django.db.models import Count
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
-from .models import Certificate, Event
+from .models import Certificate, CertificateQuerySet, Event, organisation_limit
 
 
 @dataclass
@@ -26,19 +27,25 @@ class MonthBar:
     centre: int = 0
 
 
-def counts(now: dt.datetime) -> dict[str, int]:
+def counts(now: dt.datetime, certificates: CertificateQuerySet) -> dict[str, int]:
     """Certificates by state, renewals in progress and failing, and what needs attention (one query,
     from the same definitions the list filters use, so a card and the list it links to agree)."""
-    return Certificate.objects.state_counts(now)
+    return certificates.state_counts(now)
 
 
-def expiry_chart(now: dt.datetime, months: int = 12, width: int = 720, height: int = 160) -> dict[str, Any]:
+def expiry_chart(
+    now: dt.datetime,
+    certificates: CertificateQuerySet,
+    months: int = 12,
+    width: int = 720,
+    height: int = 160,
+) -> dict[str, Any]:
     """Active certificates expiring per month for the next `months` months (one query), laid out as bars."""
     start = timezone.localtime(now).date().replace(day=1)
     month_starts = [_add_months(start, i) for i in range(months)]
     end = timezone.make_aware(dt.datetime.combine(_add_months(start, months), dt.time.min))
     rows = (
-        Certificate.objects.current(now)
+        certificates.current(now)
         .filter(not_after__lt=end)
         .annotate(month=TruncMonth("not_after"))
         .values("month")
@@ -54,10 +61,10 @@ def expiry_chart(now: dt.datetime, months: int = 12, width: int = 720, height: i
     return {"bars": bars, "width": width, "height": height, "baseline": baseline, "bar_width": slot - 12}
 
 
-def attention(now: dt.datetime, limit: int = 10) -> list[Certificate]:
+def attention(now: dt.datetime, certificates: CertificateQuerySet, limit: int = 10) -> list[Certificate]:
     """What a person must act on (Certificate.objects.needs_attention), soonest expiry first (one query)."""
     return list(
-        Certificate.objects.needs_attention(now)
+        certificates.needs_attention(now)
         .with_status(now)
         .with_renewal_state(now)
         .for_listing()
@@ -66,12 +73,15 @@ def attention(now: dt.datetime, limit: int = 10) -> list[Certificate]:
     )
 
 
-def recent_events(limit: int = 10) -> list[Event]:
-    return list(
-        Event.objects.select_related("certificate").only(
-            "kind", "actor_label", "message", "created_at", "certificate__subject_cn"
-        )[:limit]
+def recent_events(user: AbstractUser | AnonymousUser, limit: int = 10) -> list[Event]:
+    """The latest history entries of the certificates `user` may see (their organisation limit)."""
+    events = Event.objects.select_related("certificate").only(
+        "kind", "actor_label", "message", "created_at", "certificate__subject_cn"
     )
+    organisations = organisation_limit(user)
+    if organisations is not None:
+        events = events.filter(certificate__organization__in=organisations)
+    return list(events[:limit])
 
 
 def _add_months(day: dt.date, months: int) -> dt.date:

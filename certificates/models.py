@@ -7,6 +7,8 @@ import uuid
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractUser, AnonymousUser
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Case, Count, Exists, ExpressionWrapper, OuterRef, Q, Value, When
@@ -107,6 +109,21 @@ class TrustedCA(models.Model):
         return _colon_pairs(self.fingerprint_sha256)
 
 
+def organisation_limit(user: AbstractUser | AnonymousUser) -> models.QuerySet[Organization] | None:
+    """The organisations a user is limited to, or None when they may see all (superusers always may).
+
+    The limit is the user's `organisation_limit` (a one-to-one row that the accounts app defines and the
+    Users page edits); `certificates` reads it by that name only, and so depends on no other app.
+    """
+    if not user.is_authenticated or getattr(user, "is_superuser", False):
+        return None
+    try:
+        limit = user.organisation_limit  # type: ignore[attr-defined]
+    except (AttributeError, ObjectDoesNotExist):
+        return None
+    return Organization.objects.filter(pk__in=limit.organizations.values("pk"))
+
+
 class CertificateQuerySet(models.QuerySet["Certificate"]):
     """Every derived state of a certificate is defined here, once, from its columns and the clock (never
     stored). The list, the dashboard, the alerts, the revocation check and the sweep all ask these.
@@ -117,6 +134,14 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
     - lapsed: expired while active, that is without a renewal superseding it.
     - renewing / renewal failing: from the certificate's open or recently failed renewal orders.
     """
+
+    def for_user(self, user: AbstractUser | AnonymousUser) -> CertificateQuerySet:
+        """The certificates `user` may see: none without the view permission; with an organisation
+        limit, only those of the user's organisations. Every page, count and action starts here."""
+        if not user.has_perm("certificates.view_certificate"):
+            return self.none()
+        limit = organisation_limit(user)
+        return self if limit is None else self.filter(organization__in=limit)
 
     def expired(self, now: dt.datetime | None = None) -> CertificateQuerySet:
         return self.filter(not_after__lte=now or timezone.now())

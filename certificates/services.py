@@ -24,7 +24,7 @@ from django.utils.translation import gettext, gettext_noop
 
 from . import vault
 from .choices import EventKind, LifecycleState, Source
-from .models import Certificate, Event, Organization
+from .models import Certificate, Event, Organization, organisation_limit
 from .trust import TrustStore, Verdict, issued_by
 from .x509 import (
     Bundle,
@@ -110,14 +110,34 @@ def import_certificate_file(
         )
     bundle = read_bundle(data, password)
     filename = storable(filename)[:255]  # a name chosen by the uploader, kept in the history's JSON
-    return store_bundle(
-        bundle,
-        source=Source.IMPORT,
-        actor=actor,
-        event_kind=EventKind.IMPORTED,
-        message=gettext_noop("Imported from “%(filename)s”.") if filename else gettext_noop("Imported."),
-        filename=filename,
-    )
+    with transaction.atomic():
+        outcomes = store_bundle(
+            bundle,
+            source=Source.IMPORT,
+            actor=actor,
+            event_kind=EventKind.IMPORTED,
+            message=gettext_noop("Imported from “%(filename)s”.") if filename else gettext_noop("Imported."),
+            filename=filename,
+        )
+        if isinstance(actor, User):
+            _refuse_other_organisations(outcomes, actor)
+    return outcomes
+
+
+def _refuse_other_organisations(outcomes: list[ImportOutcome], user: User) -> None:
+    """A user limited to some organisations may import only their certificates: otherwise the whole
+    file is refused (the caller's transaction rolls back what was stored)."""
+    limit = organisation_limit(user)
+    if limit is None:
+        return
+    allowed = set(limit.values_list("pk", flat=True))
+    if any(outcome.certificate.organization_id not in allowed for outcome in outcomes):
+        raise CertificateFileError(
+            gettext(
+                "This file holds a certificate of an organisation your account is not limited to, so "
+                "nothing of it was imported. Ask an administrator to import it."
+            )
+        )
 
 
 def store_bundle(

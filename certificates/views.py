@@ -45,7 +45,9 @@ def _live(request: HttpRequest, template: str, partial: str, context: dict[str, 
 @permission_required("certificates.view_certificate", raise_exception=True)
 def certificate_list(request: HttpRequest) -> HttpResponse:
     form = CertificateFilterForm(request.GET or None)
-    certificates = form.filter(Certificate.objects.with_status().with_renewal_state().for_listing())
+    certificates = form.filter(
+        Certificate.objects.for_user(request.user).with_status().with_renewal_state().for_listing()
+    )
     page = Paginator(certificates, settings.TRUSTVIEW_PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
@@ -65,9 +67,12 @@ def certificate_list(request: HttpRequest) -> HttpResponse:
 @permission_required("certificates.view_certificate", raise_exception=True)
 def certificate_detail(request: HttpRequest, pk: int) -> HttpResponse:
     certificate = get_object_or_404(
-        Certificate.objects.with_status().select_related("organization", "renewed_from"), pk=pk
+        Certificate.objects.for_user(request.user)
+        .with_status()
+        .select_related("organization", "renewed_from"),
+        pk=pk,
     )
-    replaced_by = Certificate.objects.filter(renewed_from=certificate).first()
+    replaced_by = Certificate.objects.for_user(request.user).filter(renewed_from=certificate).first()
     order = certificate.open_renewal()
     return render(
         request,
@@ -117,7 +122,10 @@ def certificate_import(request: HttpRequest) -> HttpResponse:
 def download_certificate(request: HttpRequest, pk: int, what: str) -> HttpResponse:
     """The certificate alone, or with its chain (issuers, nearest first), as PEM."""
     certificate = get_object_or_404(
-        Certificate.objects.only("pk", "subject_cn", "serial_number", "pem", "chain_pem"), pk=pk
+        Certificate.objects.for_user(request.user).only(
+            "pk", "subject_cn", "serial_number", "pem", "chain_pem"
+        ),
+        pk=pk,
     )
     body = certificate.pem + (certificate.chain_pem if what == "chain" else "")
     suffix = "-chain" if what == "chain" else ""
@@ -135,7 +143,7 @@ def download_pkcs12(request: HttpRequest, pk: int) -> HttpResponse:
     The file travels inside this one answer (a data: link), so neither the file nor its password is
     kept on the server, and neither appears in a URL.
     """
-    certificate = get_object_or_404(Certificate, pk=pk)
+    certificate = get_object_or_404(Certificate.objects.for_user(request.user), pk=pk)
     if not certificate.has_private_key:
         messages.error(request, _("The portal holds no private key for this certificate (monitor only)."))
         return redirect(certificate)
@@ -151,7 +159,9 @@ def download_pkcs12(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required("certificates.renew_certificate", raise_exception=True)
 def renew(request: HttpRequest, pk: int) -> HttpResponse:
     """ "Renew now": open a renewal order, or show the one already open."""
-    certificate = get_object_or_404(Certificate.objects.select_related("organization"), pk=pk)
+    certificate = get_object_or_404(
+        Certificate.objects.for_user(request.user).select_related("organization"), pk=pk
+    )
     try:
         order, created = request_renewal(certificate, request.user)
     except RenewalNotPossible as refusal:
@@ -174,7 +184,7 @@ def renewal_progress(request: HttpRequest, pk: int) -> HttpResponse:
     While the order is open: the line, in the reader's language. Once issued: htmx is told to open the
     new certificate (HX-Redirect); once it ended otherwise: to reload the page, which says why.
     """
-    certificate = get_object_or_404(Certificate.objects.only("pk"), pk=pk)
+    certificate = get_object_or_404(Certificate.objects.for_user(request.user).only("pk"), pk=pk)
     order = (
         Order.objects.filter(certificate=certificate, kind=OrderKind.RENEW)
         .select_related("new_certificate")
@@ -199,7 +209,7 @@ def renewal_progress(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required("certificates.block_certificate", raise_exception=True)
 def block(request: HttpRequest, pk: int) -> HttpResponse:
     """Block a certificate, after a confirmation that names it and says it cannot be undone."""
-    certificate = get_object_or_404(Certificate.objects.with_status(), pk=pk)
+    certificate = get_object_or_404(Certificate.objects.for_user(request.user).with_status(), pk=pk)
     if request.method == "POST":
         try:
             block_certificate(certificate, request.user)
@@ -214,7 +224,7 @@ def block(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 @permission_required("certificates.renew_certificate", raise_exception=True)
 def renewal_settings(request: HttpRequest, pk: int) -> HttpResponse:
-    certificate = get_object_or_404(Certificate, pk=pk)
+    certificate = get_object_or_404(Certificate.objects.for_user(request.user), pk=pk)
     form = RenewalSettingsForm(request.POST)
     if form.is_valid():
         if change_renewal_settings(
@@ -237,15 +247,16 @@ def renewal_settings(request: HttpRequest, pk: int) -> HttpResponse:
 def dashboard(request: HttpRequest) -> HttpResponse:
     """What expires when, what is failing, and what happened lately."""
     now = timezone.now()
+    certificates = Certificate.objects.for_user(request.user)
     return _live(
         request,
         "certificates/dashboard.html",
         "certificates/partials/dashboard_body.html",
         {
-            "counts": dashboard_data.counts(now),
-            "chart": dashboard_data.expiry_chart(now),
-            "attention": dashboard_data.attention(now),
-            "events": dashboard_data.recent_events(),
+            "counts": dashboard_data.counts(now, certificates),
+            "chart": dashboard_data.expiry_chart(now, certificates),
+            "attention": dashboard_data.attention(now, certificates),
+            "events": dashboard_data.recent_events(request.user),
             "expiring_days": settings.TRUSTVIEW_EXPIRING_DAYS,
             "critical_days": settings.TRUSTVIEW_CRITICAL_DAYS,
         },

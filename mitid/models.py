@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.models import AbstractUser, AnonymousUser
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from certificates.choices import Environment
-from certificates.models import Certificate, Organization
+from certificates.models import Certificate, Organization, organisation_limit
 
 
 class ProfileType(models.TextChoices):
@@ -18,6 +19,15 @@ class ProfileType(models.TextChoices):
 def normalise_reference(reference_number: str) -> str:
     """Reference numbers are compared without spaces and dashes (as MitID Erhverv does)."""
     return "".join(ch for ch in reference_number if ch not in " -\t").upper()
+
+
+class CertificateProfileQuerySet(models.QuerySet["CertificateProfile"]):
+    def for_user(self, user: AbstractUser | AnonymousUser) -> CertificateProfileQuerySet:
+        """The profiles `user` may see: those of their organisations when they are limited to some."""
+        if not user.has_perm("mitid.view_certificateprofile"):
+            return self.none()
+        limit = organisation_limit(user)
+        return self if limit is None else self.filter(organization__in=limit)
 
 
 class CertificateProfile(models.Model):
@@ -38,6 +48,8 @@ class CertificateProfile(models.Model):
     contact_email = models.EmailField(blank=True)
     certificates = models.ManyToManyField(Certificate, blank=True, related_name="mitid_profiles")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = CertificateProfileQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]

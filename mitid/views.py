@@ -58,7 +58,8 @@ def issue(request: HttpRequest) -> HttpResponse:
 @permission_required("mitid.view_certificateprofile", raise_exception=True)
 def profile_list(request: HttpRequest) -> HttpResponse:
     profiles = (
-        CertificateProfile.objects.select_related("organization")
+        CertificateProfile.objects.for_user(request.user)
+        .select_related("organization")
         .annotate(certificate_count=Count("certificates"))
         .order_by("name")
     )
@@ -72,7 +73,11 @@ def profile_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     needed = "mitid.change_certificateprofile" if pk is not None else "mitid.add_certificateprofile"
     if (request.method == "POST" or pk is None) and not request.user.has_perm(needed):
         raise PermissionDenied
-    profile = get_object_or_404(CertificateProfile, pk=pk) if pk is not None else None
+    profile = (
+        get_object_or_404(CertificateProfile.objects.for_user(request.user), pk=pk)
+        if pk is not None
+        else None
+    )
     form = ProfileForm(request.POST or None, instance=profile)
     if request.method == "POST" and form.is_valid():
         saved = form.save()

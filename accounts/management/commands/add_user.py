@@ -11,7 +11,9 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from accounts.models import limit_to_organisations
 from accounts.roles import Role, set_role
+from certificates.models import Organization
 
 
 class Command(BaseCommand):
@@ -25,9 +27,16 @@ class Command(BaseCommand):
         parser.add_argument("--role", required=True, choices=[role.lower() for role in Role.values])
         parser.add_argument("--email", default="")
         parser.add_argument("--password-file", type=Path)
+        parser.add_argument(
+            "--organisation",
+            action="append",
+            metavar="CVR",
+            help="Limit the user to this organisation's certificates (repeat for more). Without it: all.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         role = Role(options["role"].capitalize())
+        organisations = self._organisations(options["organisation"] or [])
         users = get_user_model()
         user = users.objects.filter(username=options["username"]).first()
         password = self._password(options["password_file"], ask=user is None)
@@ -44,8 +53,17 @@ class Command(BaseCommand):
                 candidate.set_password(password)
             candidate.save()
             set_role(candidate, role)
+            limit_to_organisations(candidate, organisations)
         verb = "Created" if user is None else "Updated"
-        self.stdout.write(f"{verb} {candidate.get_username()} with the role {role.value}.")
+        scope = f", limited to CVR {', '.join(o.cvr for o in organisations)}" if organisations else ""
+        self.stdout.write(f"{verb} {candidate.get_username()} with the role {role.value}{scope}.")
+
+    def _organisations(self, cvrs: list[str]) -> list[Organization]:
+        found = {o.cvr: o for o in Organization.objects.filter(cvr__in=cvrs)}
+        unknown = [cvr for cvr in cvrs if cvr not in found]
+        if unknown:
+            raise CommandError(f"No organisation with CVR {', '.join(unknown)} in the inventory.")
+        return [found[cvr] for cvr in cvrs]
 
     def _password(self, path: Path | None, ask: bool) -> str | None:
         if path is not None:
