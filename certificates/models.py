@@ -193,11 +193,16 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         now = now or timezone.now()
         retry_failed_after = now - dt.timedelta(hours=settings.TRUSTVIEW_FAILED_RENEWAL_RETRY_HOURS)
         renewals = Order.objects.filter(certificate=OuterRef("pk"), kind=OrderKind.RENEW)
+        # A refusal for "renewal not enabled" stops counting once an administrator has marked the
+        # organisation enabled (Digst has answered): the next sweep tries again.
+        recent_failures = renewals.filter(
+            state=OrderState.FAILED, completed_at__gt=retry_failed_after
+        ).exclude(last_error_code=RENEWAL_NOT_ENABLED, certificate__organization__renewal_enabled=True)
         return (
             self.filter(_current(now), auto_renew=True, renew_at__lte=now)
             .exclude(private_key_encrypted="")
             .filter(~_renewing())
-            .filter(~Exists(renewals.filter(state=OrderState.FAILED, completed_at__gt=retry_failed_after)))
+            .filter(~Exists(recent_failures))
         )
 
     def for_listing(self) -> CertificateQuerySet:
@@ -262,6 +267,8 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         return self.filter(condition)
 
 
+# The CA's code for "the organisation is not enabled for renewal" (docs/protocol.md).
+RENEWAL_NOT_ENABLED = "renewal_not_enabled"
 # A failed renewal keeps a current certificate "renewal failing" this long (unless a retry succeeds).
 RENEWAL_FAILING_DAYS = 30
 # A certificate that lapsed stays on the dashboard's "needs attention" this long.
@@ -428,8 +435,14 @@ class Certificate(models.Model):
         return Order.objects.open().filter(certificate=self, kind=OrderKind.RENEW).first()
 
     def renewal_blocker(self, now: dt.datetime | None = None) -> str | None:
-        """Why the portal cannot renew this certificate now, in a sentence; None when it can."""
+        """Why the portal cannot renew this certificate now, in a sentence; None when it can. Pages and
+        e-mails show this same sentence, and auto-renew is shown as not applying while it stands."""
         now = now or timezone.now()
+        if self.is_ca:
+            return gettext(
+                "This is a CA certificate: the portal watches it, but renews only certificates it holds "
+                "a key for. Its CA publishes its successor."
+            )
         if self.state == LifecycleState.BLOCKED:
             return gettext("The certificate is blocked, so it cannot be renewed. Order a new certificate.")
         if self.not_after <= now:
@@ -450,6 +463,25 @@ class Certificate(models.Model):
                 "No CA connected to the portal issued this certificate; renew it where it was issued."
             )
         return issuer.renewal_refusal(self)
+
+    def block_blocker(self, now: dt.datetime | None = None) -> str | None:
+        """Why the portal cannot block this certificate at its CA, in a sentence; None when it can. Asked
+        before the confirmation page, so nobody confirms an irreversible action that cannot happen."""
+        now = now or timezone.now()
+        if self.state == LifecycleState.BLOCKED:
+            return gettext("The certificate is already blocked.")
+        if self.not_after <= now:
+            return gettext("The certificate has expired, so there is nothing left to block.")
+        if not self.has_private_key or issuer_for(self) is None:
+            return gettext(
+                "The portal cannot block this certificate at its CA (it holds no private key for it, or no "
+                "connected CA issued it). Block it where it was issued, for example in MitID Erhverv."
+            )
+        return None
+
+    def renewal_not_enabled(self) -> bool:
+        """Whether renewal waits for Digst to enable the organisation (as far as the portal knows)."""
+        return self.organization is not None and self.organization.renewal_enabled is False
 
     @property
     def serial_number_display(self) -> str:

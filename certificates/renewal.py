@@ -25,7 +25,7 @@ from django.utils.translation import gettext_noop
 from . import alerts, signals
 from .choices import OPEN_ORDER_STATES, EventKind, LifecycleState, OrderKind, OrderState, Source
 from .issuers import IssuerError, issuer_for
-from .models import Certificate, Order, Organization, SchedulerHeartbeat
+from .models import RENEWAL_NOT_ENABLED, Certificate, Order, Organization, SchedulerHeartbeat
 from .services import SCHEDULER, Actor, record_event, store_bundle
 from .x509 import Bundle
 
@@ -173,7 +173,7 @@ def _fail(order: Order, code: str, sentence: str) -> None:
             order=order.pk,
             code=code,
         )
-        if code == "renewal_not_enabled" and order.certificate.organization_id:
+        if code == RENEWAL_NOT_ENABLED and order.certificate.organization_id:
             Organization.objects.filter(pk=order.certificate.organization_id).update(renewal_enabled=False)
     order.refresh_from_db()
     log.error("Renewal order %s failed: %s", order.pk, code)
@@ -216,6 +216,17 @@ def _complete(order: Order, bundle: Bundle, issuer_name: str) -> None:
     log.info("Renewal order %s issued certificate %s", order.pk, new.serial_number)
 
 
+def retry_after_renewal_enabled(certificate: Certificate, actor: Actor) -> tuple[Order, bool]:
+    """Digst has enabled renewal for the certificate's organisation (the person says so): forget the
+    refusal and renew now. Raises RenewalNotPossible when something else still stands in the way."""
+    if certificate.organization_id is not None:
+        Organization.objects.filter(pk=certificate.organization_id, renewal_enabled=False).update(
+            renewal_enabled=None
+        )
+        certificate.organization.renewal_enabled = None  # type: ignore[union-attr]
+    return request_renewal(certificate, actor)
+
+
 # --- the sweep -----------------------------------------------------------------------------------------
 
 
@@ -254,14 +265,10 @@ def block_certificate(certificate: Certificate, actor: Actor) -> None:
     """Block (revoke) a certificate at its CA, then everywhere in the portal. Irreversible."""
     if certificate.state == LifecycleState.BLOCKED:
         return
+    refusal = certificate.block_blocker()
     issuer = issuer_for(certificate)
-    if issuer is None or not certificate.has_private_key:
-        raise BlockNotPossible(
-            _(
-                "The portal cannot block this certificate at its CA (it holds no private key for it, or no "
-                "connected CA issued it). Block it where it was issued, for example in MitID Erhverv."
-            )
-        )
+    if refusal or issuer is None:
+        raise BlockNotPossible(refusal or _("No connected CA issued this certificate."))
     try:
         issuer.block(
             certificate, idempotency_key=str(uuid.uuid5(uuid.NAMESPACE_OID, certificate.fingerprint_sha256))

@@ -18,6 +18,7 @@ urlpatterns = [
     path("<int:pk>/chain.pem", views.download_certificate, {"what": "chain"}, name="download-chain"),
     path("<int:pk>/pkcs12/", views.download_pkcs12, name="download-pkcs12"),
     path("<int:pk>/renew/", views.renew, name="renew"),
+    path("<int:pk>/renew/enabled/", views.renewal_enabled_retry, name="renew-enabled"),
     path("<int:pk>/renewal/", views.renewal_progress, name="renewal-progress"),
     path("<int:pk>/block/", views.block, name="block"),
     path("<int:pk>/renewal-settings/", views.renewal_settings, name="renewal-settings"),

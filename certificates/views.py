@@ -22,7 +22,13 @@ from . import dashboard as dashboard_data
 from .choices import STATUS_COLOURS, OrderKind
 from .forms import CertificateFilterForm, ImportForm, NotificationSettingsForm, RenewalSettingsForm
 from .models import Certificate, NotificationSettings, Order
-from .renewal import BlockNotPossible, RenewalNotPossible, block_certificate, request_renewal
+from .renewal import (
+    BlockNotPossible,
+    RenewalNotPossible,
+    block_certificate,
+    request_renewal,
+    retry_after_renewal_enabled,
+)
 from .services import (
     change_renewal_settings,
     download_name,
@@ -82,6 +88,7 @@ def certificate_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "replaced_by": replaced_by,
             "open_renewal": order,
             "renewal_blocker": None if order else certificate.renewal_blocker(),
+            "block_blocker": certificate.block_blocker(),
             "settings_form": RenewalSettingsForm(
                 initial={
                     "auto_renew": certificate.auto_renew,
@@ -177,6 +184,26 @@ def renew(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(certificate)
 
 
+@require_POST
+@permission_required("certificates.renew_certificate", raise_exception=True)
+def renewal_enabled_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    """ "Digst has enabled renewal: try again" after a renewal was refused as not enabled."""
+    certificate = get_object_or_404(
+        Certificate.objects.for_user(request.user).select_related("organization"), pk=pk
+    )
+    try:
+        order, created = retry_after_renewal_enabled(certificate, request.user)
+    except RenewalNotPossible as refusal:
+        messages.error(request, str(refusal))
+    else:
+        if created:
+            queue_order_on_commit(order.pk)
+        messages.success(
+            request, _("Renewal requested again. This page shows when the new certificate is ready.")
+        )
+    return redirect(certificate)
+
+
 @permission_required("certificates.view_certificate", raise_exception=True)
 def renewal_progress(request: HttpRequest, pk: int) -> HttpResponse:
     """The renewal-progress line of a certificate's page, which htmx fetches while the renewal runs.
@@ -217,6 +244,10 @@ def block(request: HttpRequest, pk: int) -> HttpResponse:
             messages.error(request, str(refusal))
         else:
             messages.success(request, _("“%(name)s” is blocked.") % {"name": certificate.subject_cn})
+        return redirect(certificate)
+    cannot_block = certificate.block_blocker()
+    if cannot_block:  # said before the confirmation page: nobody confirms what cannot happen
+        messages.error(request, cannot_block)
         return redirect(certificate)
     return render(request, "certificates/block.html", {"certificate": certificate})
 

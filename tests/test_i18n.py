@@ -79,7 +79,7 @@ def test_sentences_statuses_and_history_in_danish(alice_client):
     import_certificate_file(oces3(SYSTEM_2023), actor="test", filename="gammel.pem")
     (renewed,) = import_certificate_file(oces3(SYSTEM_2026), actor="test", filename="ny.pem")
     old_page = alice_client.get(renewed.renewal_of.get_absolute_url()).content.decode()
-    assert "Udløbet" in old_page and "Forny nu" in old_page and "Spær" in old_page
+    assert "Udløbet" in old_page and "Forny nu" in old_page and "Gælder ikke, så længe" in old_page
     assert "Importeret fra “gammel.pem”." in old_page  # the history, in the reader's language
     assert "Certifikatet er udløbet og kan derfor ikke fornyes" in old_page
 

@@ -23,12 +23,13 @@ def status_badge(status: str) -> dict[str, str]:
 @register.filter
 def days_left(not_after: dt.datetime) -> str:
     """'123 days', 'today', or 'expired 5 days ago'."""
-    days = (not_after - timezone.now()).days
+    now = timezone.now()
+    days = (not_after - now).days
     if days >= 1:
         return ngettext("%(days)s day", "%(days)s days", days) % {"days": days}
-    if not_after > timezone.now():
+    if not_after > now:
         return gettext("less than a day")
-    ago = -days
+    ago = (now - not_after).days  # whole days since expiry: a minute ago is "today", not "1 day ago"
     if not ago:
         return gettext("expired today")
     return ngettext("expired %(days)s day ago", "expired %(days)s days ago", ago) % {"days": ago}
