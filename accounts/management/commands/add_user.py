@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from accounts import audit
 from accounts.roles import Role, set_role
 
 
@@ -37,6 +38,7 @@ class Command(BaseCommand):
                 password_validation.validate_password(password, candidate)
             except ValidationError as error:
                 raise CommandError(" ".join(error.messages)) from None
+        before = audit.user_state(user)
         with transaction.atomic():
             if options["email"]:
                 candidate.email = options["email"]
@@ -44,6 +46,7 @@ class Command(BaseCommand):
                 candidate.set_password(password)
             candidate.save()
             set_role(candidate, role)
+            audit.record_user_saved(candidate, before, label="manage.py add_user")
         verb = "Created" if user is None else "Updated"
         self.stdout.write(f"{verb} {candidate.get_username()} with the role {role.value}.")
 
