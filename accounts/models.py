@@ -1,12 +1,120 @@
-"""What the accounts app stores besides Django's users and groups."""
+"""What the accounts app stores besides Django's users and groups: organisation limits and the audit log."""
 
 from __future__ import annotations
+
+import datetime as dt
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from certificates.models import Organization
+
+from .choices import AuditAction
+from .roles import Role
+
+# One line about an entry, from its detail (the audit page's "What" column).
+SUMMARIES = {
+    AuditAction.LOGIN_FAILED: _("Wrong password, or no such active user."),
+    AuditAction.USER_CREATED: _("%(user)s, role %(role)s"),
+    AuditAction.ROLE_CHANGED: _("%(user)s: %(old_role)s → %(new_role)s"),
+    AuditAction.USER_DEACTIVATED: _("%(user)s"),
+    AuditAction.USER_REACTIVATED: _("%(user)s"),
+    AuditAction.KEY_DOWNLOADED: _("%(common_name)s (serial number %(serial_number)s)"),
+    AuditAction.CERTIFICATE_BLOCKED: _("%(common_name)s (serial number %(serial_number)s)"),
+    AuditAction.TRUST_STORE_CHANGED: _("%(change)s: %(name)s"),
+}
+TRUST_CHANGES = {"added": _("Added"), "removed": _("Removed")}
+
+
+def _start_of_day(day: dt.date) -> dt.datetime:
+    return timezone.make_aware(dt.datetime.combine(day, dt.time.min))
+
+
+class AuditEntryQuerySet(models.QuerySet["AuditEntry"]):
+    def matching(
+        self,
+        *,
+        action: str = "",
+        user: str = "",
+        since: dt.date | None = None,
+        until: dt.date | None = None,
+    ) -> AuditEntryQuerySet:
+        """Entries of one action, by one user (the username, as typed at a failed login too), between two
+        days of the portal's time zone (both included)."""
+        entries = self
+        if action:
+            entries = entries.filter(action=action)
+        if user:
+            entries = entries.filter(actor_label__iexact=user.strip())
+        if since:
+            entries = entries.filter(created_at__gte=_start_of_day(since))
+        if until:
+            entries = entries.filter(created_at__lt=_start_of_day(until + dt.timedelta(days=1)))
+        return entries
+
+
+class AuditEntry(models.Model):
+    """One security-relevant act (a login, a role change, a key download). Append-only: rows are written
+    once and never changed. Never holds a password or a one-time code."""
+
+    created_at = models.DateTimeField(default=timezone.now)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(
+        max_length=150,
+        blank=True,
+        help_text="Who acted (the username given, for a failed login), kept if the user is deleted.",
+    )
+    action = models.CharField(max_length=32, choices=AuditAction.choices)
+    detail = models.JSONField(default=dict, blank=True)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+
+    objects = AuditEntryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "audit entries"
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["created_at"], name="audit_time_idx"),
+            models.Index(fields=["action", "created_at"], name="audit_action_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label}: {self.get_action_display()}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise ValueError("Audit entries are append-only and cannot be changed.")
+        super().save(*args, **kwargs)
+
+    @property
+    def summary(self) -> str:
+        """What happened, in the reader's language (role names and trust changes translated too)."""
+        if self.action == AuditAction.LOGIN_FAILED and self.detail.get("step") == "two_factor":
+            return gettext("Wrong two-factor code.")
+        if self.action == AuditAction.LOGIN and self.detail.get("two_factor"):
+            return gettext("Password accepted; two-factor code still to come.")
+        template = SUMMARIES.get(AuditAction(self.action))
+        if template is None:
+            return ""
+        values = dict(self.detail)
+        for key in ("role", "old_role", "new_role"):
+            if values.get(key) in Role.values:
+                values[key] = Role(values[key]).label
+            elif key in values:
+                values[key] = values[key] or gettext("none")
+        if "change" in values:
+            values["change"] = TRUST_CHANGES.get(values["change"], values["change"])
+        try:
+            return str(template) % values
+        except (KeyError, TypeError, ValueError):
+            return ""
 
 
 class OrganisationLimit(models.Model):

@@ -50,6 +50,7 @@ _ADMINISTRATOR = [
     "certificates.add_trustedca",
     "certificates.change_trustedca",
     "certificates.delete_trustedca",  # unlock a locked-out login
+    "accounts.view_auditentry",  # the audit log (granted by the data migration accounts/0003)
 ]
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     Role.VIEWER: _VIEWER,

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.formats import time_format
 from django.utils.translation import gettext as _
 
+from . import audit
 from .forms import UserForm
 from .roles import Role, role_of, set_role
 
@@ -54,6 +55,7 @@ def user_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
     user = get_object_or_404(get_user_model(), pk=pk) if pk is not None else None
     if user is not None and user.is_superuser and not request.user.is_superuser:
         raise PermissionDenied  # an administrator cannot demote or lock out a superuser
+    before = audit.user_state(user)  # the form changes `user` as it validates
     form = UserForm(request.POST or None, instance=user)
     if request.method == "POST" and form.is_valid():
         if (
@@ -66,6 +68,7 @@ def user_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
             with transaction.atomic():
                 saved = form.save()
                 set_role(saved, form.cleaned_data["role"])
+                audit.record_user_saved(saved, before, actor=request.user, request=request)
             messages.success(request, _("User “%(name)s” saved.") % {"name": saved.get_username()})
             return redirect("accounts:users")
     return render(

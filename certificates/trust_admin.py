@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from .choices import TrustSource
 from .models import Certificate, TrustedCA
 from .services import SCHEDULER, link_renewal_chain
+from .signals import trust_store_changed
 from .trust import NO_TRUSTED_PATH, TrustStore, Verdict, fingerprint, trusted_ca_fields
 from .x509 import CertificateFileError, load_pem_list, read_bundle, to_pem
 
@@ -102,6 +103,7 @@ def add_trusted_ca(data: bytes, actor: User | None) -> tuple[TrustedCA, Reverify
         row.enabled = True
         row.save(update_fields=["enabled"])
     log.info("Trusted CA %s added by %s", row.fingerprint_sha256, actor)
+    trust_store_changed.send(TrustedCA, trusted_ca=row, actor=actor, change="added")
     return row, reverify_all(Certificate.objects.exclude(chain_verified=True))
 
 
@@ -117,4 +119,5 @@ def remove_trusted_ca(row: TrustedCA, actor: User | None) -> ReverifyResult:
     else:
         row.delete()
     log.info("Trusted CA %s removed by %s", row.fingerprint_sha256, actor)
+    trust_store_changed.send(TrustedCA, trusted_ca=row, actor=actor, change="removed")
     return reverify_all(Certificate.objects.filter(pk__in=affected))

@@ -52,6 +52,9 @@ RULES: dict[str, tuple[str, str]] = {
     "accounts:users": ("auth.view_user",) * 2,
     "accounts:user-new": ("auth.add_user",) * 2,
     "accounts:user-edit": ("auth.change_user",) * 2,
+    "two-factor": (LOGGED_IN, LOGGED_IN),
+    "two-factor-verify": (LOGGED_IN, LOGGED_IN),
+    "audit": ("accounts.view_auditentry",) * 2,
 }
 ROLES = [None, "Viewer", "Operator", "Administrator"]
 

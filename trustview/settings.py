@@ -63,6 +63,8 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "axes",
     "csp",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "certificates",
     "mitid",
     "accounts",
@@ -78,6 +80,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Every page needs a login unless its view is marked @login_not_required (login, health checks).
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
+    # user.is_verified(): has this session given a two-factor code? Then the code step or the set-up
+    # page for a logged-in user who still needs one (accounts.middleware).
+    "django_otp.middleware.OTPMiddleware",
+    "accounts.middleware.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -104,6 +110,14 @@ AXES_IPWARE_META_PRECEDENCE_ORDER = [
     *([h] if (h := env.str("TRUSTVIEW_CLIENT_IP_HEADER", default="")) else []),
     "REMOTE_ADDR",
 ]
+
+# Two-factor login (TOTP, django-otp): optional for everyone; with TRUSTVIEW_REQUIRE_2FA on, users whose
+# role can download private keys (Administrator, superusers) must set it up before any other page.
+# On by default in production, off in development so `make run` stays a quick start.
+TRUSTVIEW_REQUIRE_2FA = env.bool("TRUSTVIEW_REQUIRE_2FA", default=PRODUCTION)
+OTP_TOTP_ISSUER = "trustview"  # the name authenticator apps show beside the code
+# Each wrong code doubles the wait before the next one is checked (1 s, 2 s, 4 s, ...).
+OTP_TOTP_THROTTLE_FACTOR = 1
 
 # Content-Security-Policy on every page: scripts, styles and everything else only from the portal
 # itself, no inline script, nothing framing it.

@@ -8,6 +8,8 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from django.views.i18n import set_language
 
+from accounts import audit_views, two_factor_views
+from accounts.middleware import two_factor_exempt
 from certificates.views import dashboard
 from trustview import health
 
@@ -16,7 +18,11 @@ urlpatterns = [
     # Log in and out, and change one's own password. No self-service password reset by e-mail: an
     # administrator sets passwords (Users page, `manage.py add_user`).
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
-    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/logout/", two_factor_exempt(auth_views.LogoutView.as_view()), name="logout"),
+    # Two-factor login (optional; required for private-key roles with TRUSTVIEW_REQUIRE_2FA).
+    path("account/two-factor/", two_factor_views.setup, name="two-factor"),
+    path("account/two-factor/verify/", two_factor_views.verify, name="two-factor-verify"),
+    path("audit/", audit_views.audit_log, name="audit"),
     path("accounts/password_change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path(
         "accounts/password_change/done/",

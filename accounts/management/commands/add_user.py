@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from accounts import audit
 from accounts.models import limit_to_organisations
 from accounts.roles import Role, set_role
 from certificates.models import Organization
@@ -46,6 +47,7 @@ class Command(BaseCommand):
                 password_validation.validate_password(password, candidate)
             except ValidationError as error:
                 raise CommandError(" ".join(error.messages)) from None
+        before = audit.user_state(user)
         with transaction.atomic():
             if options["email"]:
                 candidate.email = options["email"]
@@ -53,6 +55,7 @@ class Command(BaseCommand):
                 candidate.set_password(password)
             candidate.save()
             set_role(candidate, role)
+            audit.record_user_saved(candidate, before, label="manage.py add_user")
             limit_to_organisations(candidate, organisations)
         verb = "Created" if user is None else "Updated"
         scope = f", limited to CVR {', '.join(o.cvr for o in organisations)}" if organisations else ""

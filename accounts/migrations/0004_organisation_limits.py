@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('accounts', '0001_roles'),
+        ('accounts', '0003_audit_permission'),
         ('certificates', '0007_permissions'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
