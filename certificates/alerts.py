@@ -59,11 +59,17 @@ Entry = dict[str, Any]
 def recipients() -> list[str]:
     """The recipients set in the portal, else TRUSTVIEW_ALERT_EMAILS, else every active administrator
     with an e-mail address."""
-    configured = NotificationSettings.load().recipients or [a for a in settings.TRUSTVIEW_ALERT_EMAILS if a]
+    configured = _notification_settings().recipients or [a for a in settings.TRUSTVIEW_ALERT_EMAILS if a]
     if configured:
         return list(configured)
     users = get_user_model().objects.filter(is_active=True, is_superuser=True).exclude(email="")
     return sorted(set(users.values_list("email", flat=True)))
+
+
+def _notification_settings() -> NotificationSettings:
+    """The portal's notification settings, read without creating the row (every page asks, for the
+    banner), or empty ones when none were saved yet."""
+    return NotificationSettings.objects.filter(pk=1).first() or NotificationSettings()
 
 
 def send(template: str, context: dict[str, Any], to: list[str]) -> None:
@@ -136,7 +142,7 @@ def _told(
     certificate: Certificate, to: list[str], contacts: dict[int, list[str]], reached: set[str]
 ) -> list[str]:
     """Who of the recipients and this certificate's contacts actually received an e-mail about it."""
-    return [a for a in [*to, *contacts.get(certificate.pk, [])] if a in reached]
+    return [a for a in dict.fromkeys([*to, *contacts.get(certificate.pk, [])]) if a in reached]
 
 
 def _claim(
@@ -162,7 +168,7 @@ def _unalerted(kind: AlertKind) -> Exists:
 def thresholds() -> list[int]:
     """Days before expiry at which to alert, largest first: set in the portal, else in the environment
     (default 30 and 14)."""
-    configured = NotificationSettings.load().thresholds_days or settings.TRUSTVIEW_ALERT_THRESHOLDS_DAYS
+    configured = _notification_settings().thresholds_days or settings.TRUSTVIEW_ALERT_THRESHOLDS_DAYS
     return sorted({int(days) for days in configured}, reverse=True)
 
 

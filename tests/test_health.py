@@ -1,4 +1,4 @@
-"""/healthz, /readyz and /scheduler as a load balancer, a container healthcheck or a monitoring system sees them."""
+"""/healthz, /readyz and /scheduler as a load balancer, a container healthcheck or a monitor sees them."""
 
 from __future__ import annotations
 
