@@ -55,6 +55,9 @@ MONTHLY_LIST_LIMIT = 50
 
 Entry = dict[str, Any]
 
+# History entries written by earlier versions, kept in the catalogue so that they are still translated.
+STORED_MESSAGES = (gettext_noop("Alert sent: renewal keeps failing (%(attempts)s attempts)."),)
+
 
 def recipients() -> list[str]:
     """The recipients set in the portal, else TRUSTVIEW_ALERT_EMAILS, else every active administrator
