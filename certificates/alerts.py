@@ -261,9 +261,11 @@ def after_sweep(now: dt.datetime | None = None) -> None:
     """The checks that run with every renewal sweep (cheap indexed queries): lapses, late renewals, and
     the scheduler running again after it had stopped."""
     now = now or timezone.now()
-    send_lapse_alerts(now)
-    send_late_renewal_alerts(now)
-    scheduler_running(now)
+    for check in (send_lapse_alerts, send_late_renewal_alerts, scheduler_running):
+        try:
+            check(now)
+        except Exception:  # one failing check must not keep the others from running
+            log.exception("The %s check after the sweep failed; the next sweep tries again.", check.__name__)
 
 
 def send_lapse_alerts(now: dt.datetime | None = None) -> int:

@@ -34,9 +34,9 @@ def queue_order_on_commit(order_id: int) -> None:
 @shared_task(name="certificates.tasks.sweep")
 def sweep() -> dict[str, int]:
     result = renewal.sweep()
-    alerts.after_sweep()  # lapses, late renewals, the scheduler running again
     for order_id in result.due_orders:
         queue_order(order_id)
+    alerts.after_sweep()  # lapses, late renewals, the scheduler running again
     return {"opened": result.opened, "queued": len(result.due_orders)}
 
 
