@@ -7,8 +7,10 @@ from django.http import HttpRequest
 
 from .models import (
     Certificate,
+    CertificateContact,
     Event,
     ExpiryAlert,
+    Incident,
     NotificationSettings,
     Order,
     Organization,
@@ -105,9 +107,25 @@ class OrderAdmin(admin.ModelAdmin):
 
 @admin.register(ExpiryAlert)
 class ExpiryAlertAdmin(admin.ModelAdmin):
-    list_display = ["sent_at", "certificate", "threshold_days"]
+    list_display = ["sent_at", "certificate", "kind", "threshold_days"]
+    list_filter = ["kind"]
     list_select_related = ["certificate"]
     raw_id_fields = ["certificate"]
+
+
+@admin.register(CertificateContact)
+class CertificateContactAdmin(admin.ModelAdmin):
+    list_display = ["email", "certificate", "created_at"]
+    search_fields = ["email", "certificate__subject_cn"]
+    list_select_related = ["certificate"]
+    raw_id_fields = ["certificate"]
+
+
+@admin.register(Incident)
+class IncidentAdmin(admin.ModelAdmin):
+    list_display = ["kind", "opened_at", "closed_at"]
+    list_filter = ["kind"]
+    raw_id_fields = ["certificates"]
 
 
 @admin.register(NotificationSettings)

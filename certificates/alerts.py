@@ -1,39 +1,78 @@
-"""E-mail to the people who look after certificates: expiry alerts, failed renewals, a monthly status.
+"""E-mail to the people who look after certificates: expiry digests, lapses, late and failing renewals,
+outages (incidents), the scheduler, a monthly status, and a test e-mail.
 
 Each e-mail is a template triplet under templates/email/: NAME_subject.txt, NAME.txt and NAME.html.
-Every certificate alert is written to that certificate's history.
+Who receives an alert: the portal's recipients (`recipients()`), and for an alert about particular
+certificates also those certificates' own contacts (CertificateContact), each in one e-mail per run
+that lists only their certificates.
+
+An alert about a certificate is claimed before it is sent: its ExpiryAlert row is inserted first, and
+only the run whose insert succeeded sends it. Two runs at once (a redelivered task beside the original,
+two beat processes during a deploy) therefore send it once. Every certificate alert is written to that
+certificate's history.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
 from django.utils.translation import gettext_noop
 
-from .choices import EventKind, OrderState
-from .models import Certificate, ExpiryAlert, NotificationSettings, Order
+from .choices import (
+    OPEN_ORDER_STATES,
+    AlertKind,
+    EventKind,
+    IncidentKind,
+    LifecycleState,
+    OrderKind,
+    OrderState,
+)
+from .models import (
+    RECENT_LAPSE_DAYS,
+    Certificate,
+    CertificateContact,
+    ExpiryAlert,
+    Incident,
+    NotificationSettings,
+    Order,
+)
 from .services import SCHEDULER, record_event
 
 log = logging.getLogger(__name__)
+
+# The monthly status lists at most this many certificates by name in each of its lists.
+MONTHLY_LIST_LIMIT = 50
+
+Entry = dict[str, Any]
+
+# History entries written by earlier versions, kept in the catalogue so that they are still translated.
+STORED_MESSAGES = (gettext_noop("Alert sent: renewal keeps failing (%(attempts)s attempts)."),)
 
 
 def recipients() -> list[str]:
     """The recipients set in the portal, else TRUSTVIEW_ALERT_EMAILS, else every active administrator
     with an e-mail address."""
-    configured = NotificationSettings.load().recipients or [a for a in settings.TRUSTVIEW_ALERT_EMAILS if a]
+    configured = _notification_settings().recipients or [a for a in settings.TRUSTVIEW_ALERT_EMAILS if a]
     if configured:
         return list(configured)
     users = get_user_model().objects.filter(is_active=True, is_superuser=True).exclude(email="")
     return sorted(set(users.values_list("email", flat=True)))
+
+
+def _notification_settings() -> NotificationSettings:
+    """The portal's notification settings, read without creating the row (every page asks, for the
+    banner), or empty ones when none were saved yet."""
+    return NotificationSettings.objects.filter(pk=1).first() or NotificationSettings()
 
 
 def send(template: str, context: dict[str, Any], to: list[str]) -> None:
@@ -58,155 +97,492 @@ def _one_line(text: str) -> str:
     return " ".join(printable.split())
 
 
+def _send_quietly(template: str, context: dict[str, Any], to: list[str]) -> bool:
+    """Send, and log instead of raising when the mail server fails. True when the server took it."""
+    try:
+        send(template, context, to)
+    except OSError:  # smtplib's errors and refused connections alike
+        log.exception("Could not send the %s e-mail", template)
+        return False
+    return True
+
+
+def contacts_by_certificate(certificates: Iterable[Certificate]) -> dict[int, list[str]]:
+    """Each certificate's own contacts (addresses), by certificate id."""
+    found: dict[int, list[str]] = {}
+    rows = CertificateContact.objects.filter(certificate__in=[c.pk for c in certificates])
+    for certificate_id, address in rows.values_list("certificate_id", "email"):
+        found.setdefault(certificate_id, []).append(address)
+    return found
+
+
+def _deliver(
+    template: str,
+    entries: list[Entry],
+    to: list[str],
+    contacts: dict[int, list[str]],
+    context: dict[str, Any] | None = None,
+) -> set[str]:
+    """One e-mail to the portal's recipients listing every entry, and one to each certificate contact
+    listing the entries of their certificates (a contact who is a recipient already has them all).
+    Returns the addresses the mail server accepted."""
+    context = context or {}
+    reached: set[str] = set()
+    if to and _send_quietly(template, {**context, "entries": entries}, to):
+        reached.update(to)
+    by_contact: dict[str, list[Entry]] = {}
+    for entry in entries:
+        for address in contacts.get(entry["certificate"].pk, []):
+            if address not in to:
+                by_contact.setdefault(address, []).append(entry)
+    for address, theirs in sorted(by_contact.items()):
+        if _send_quietly(template, {**context, "entries": theirs}, [address]):
+            reached.add(address)
+    return reached
+
+
+def _told(
+    certificate: Certificate, to: list[str], contacts: dict[int, list[str]], reached: set[str]
+) -> list[str]:
+    """Who of the recipients and this certificate's contacts actually received an e-mail about it."""
+    return [a for a in dict.fromkeys([*to, *contacts.get(certificate.pk, [])]) if a in reached]
+
+
+def _claim(
+    certificate: Certificate, kind: AlertKind, threshold_days: int, to: list[str]
+) -> ExpiryAlert | None:
+    """Insert the alert's row, or None when another run already has (the unique constraint decides)."""
+    try:
+        with transaction.atomic():
+            return ExpiryAlert.objects.create(
+                certificate=certificate, kind=kind, threshold_days=threshold_days, recipients=to
+            )
+    except IntegrityError:
+        return None
+
+
+def _unalerted(kind: AlertKind) -> Exists:
+    return Exists(ExpiryAlert.objects.filter(certificate=OuterRef("pk"), kind=kind))
+
+
 # --- expiry ----------------------------------------------------------------------------------------
 
 
 def thresholds() -> list[int]:
     """Days before expiry at which to alert, largest first: set in the portal, else in the environment
     (default 30 and 14)."""
-    configured = NotificationSettings.load().thresholds_days or settings.TRUSTVIEW_ALERT_THRESHOLDS_DAYS
+    configured = _notification_settings().thresholds_days or settings.TRUSTVIEW_ALERT_THRESHOLDS_DAYS
     return sorted({int(days) for days in configured}, reverse=True)
 
 
 def send_expiry_alerts(now: dt.datetime | None = None) -> int:
     """Alert once per (certificate, threshold) crossed, however late the run: crossing, not equality.
 
-    One query finds the certificates that crossed a threshold they have no alert for. When a run was
-    missed and several thresholds were crossed at once, one e-mail names the most urgent, and every
-    crossed threshold is recorded. Returns the number of e-mails sent.
+    One query finds the certificates that crossed a threshold they have no alert for. Each recipient gets
+    one e-mail per run listing every such certificate, most urgent first (a certificate that crossed
+    several thresholds at once is listed once, at the most urgent); every crossed threshold is recorded.
+    Rows are claimed before anything is sent, so a second run at the same time sends nothing; when no
+    e-mail could be sent at all, the claims are given up and the next run tries again.
+    Returns the number of certificates alerted.
     """
     now = now or timezone.now()
     levels = thresholds()
     if not levels:
         return 0
-    to = recipients()
-    if not to:
-        log.warning("Expiry alerts are due but nobody is set to receive them (TRUSTVIEW_ALERT_EMAILS).")
-        return 0
     needs_alert = Q()
     for days in levels:
-        sent = ExpiryAlert.objects.filter(certificate=OuterRef("pk"), threshold_days=days)
+        sent = ExpiryAlert.objects.filter(
+            certificate=OuterRef("pk"), kind=AlertKind.EXPIRY, threshold_days=days
+        )
         needs_alert |= Q(~Exists(sent), not_after__lte=now + dt.timedelta(days=days))
-    due = Certificate.objects.current(now).filter(needs_alert)
-    count = 0
-    for certificate in due.select_related("organization"):
+    due = list(
+        Certificate.objects.current(now)
+        .filter(needs_alert)
+        .select_related("organization")
+        .order_by("not_after", "pk")
+    )
+    if not due:
+        return 0
+    to = recipients()
+    contacts = contacts_by_certificate(due)
+    if not to and not contacts:
+        log.warning("Expiry alerts are due but nobody is set to receive them (TRUSTVIEW_ALERT_EMAILS).")
+        return 0
+    entries: list[Entry] = []
+    claims: list[int] = []
+    for certificate in due:
         crossed = [days for days in levels if certificate.not_after <= now + dt.timedelta(days=days)]
+        mine = []
+        for days in crossed:
+            row = _claim(certificate, AlertKind.EXPIRY, days, to)
+            if row is not None:
+                claims.append(row.pk)
+                mine.append(days)
+        if not mine:
+            continue  # another run claimed it a moment ago: that run sends it
+        threshold = min(mine)
+        entries.append(
+            {
+                "certificate": certificate,
+                "days_left": (certificate.not_after - now).days,
+                "critical": threshold == min(levels),
+                "threshold": threshold,
+                "renewal_blocker": certificate.renewal_blocker(now),
+                "open_renewal": certificate.open_renewal(),
+            }
+        )
+    if not entries:
+        return 0
+    reached = _deliver("expiry_alert", entries, to, contacts)
+    if not reached:
+        ExpiryAlert.objects.filter(pk__in=claims).delete()  # nobody was told: the next run tries again
+        return 0
+    for entry in entries:
+        certificate, told = entry["certificate"], _told(entry["certificate"], to, contacts, reached)
+        ExpiryAlert.objects.filter(pk__in=claims, certificate=certificate).update(recipients=told)
+        record_event(
+            certificate,
+            EventKind.ALERT_SENT,
+            SCHEDULER,
+            gettext_noop("Critical alert sent: expires in %(days)s days.")
+            if entry["critical"]
+            else gettext_noop("Expiry alert sent: expires in %(days)s days."),
+            days=entry["days_left"],
+            threshold_days=entry["threshold"],
+            recipients=told,
+        )
+    return len(entries)
+
+
+# --- lapses and late renewals ----------------------------------------------------------------------
+
+
+def after_sweep(now: dt.datetime | None = None) -> None:
+    """The checks that run with every renewal sweep (cheap indexed queries): lapses, late renewals, and
+    the scheduler running again after it had stopped."""
+    now = now or timezone.now()
+    for check in (send_lapse_alerts, send_late_renewal_alerts, scheduler_running):
         try:
-            with transaction.atomic():
-                # The rows first: if the mail server fails, they roll back and the next run tries again.
-                ExpiryAlert.objects.bulk_create(
-                    [
-                        ExpiryAlert(certificate=certificate, threshold_days=days, recipients=to)
-                        for days in crossed
-                    ],
-                    ignore_conflicts=True,
-                )
-                _send_expiry_alert(certificate, min(crossed), levels, to, now)
-        except IntegrityError:
-            continue
-        except OSError:
-            log.exception(
-                "Could not send the expiry alert for certificate %s; will try again", certificate.pk
-            )
-            continue
-        count += 1
-    return count
+            check(now)
+        except Exception:  # one failing check must not keep the others from running
+            log.exception("The %s check after the sweep failed; the next sweep tries again.", check.__name__)
 
 
-def _send_expiry_alert(
-    certificate: Certificate, threshold: int, levels: list[int], to: list[str], now: dt.datetime
-) -> None:
-    critical = threshold == min(levels)
-    days_left = (certificate.not_after - now).days
-    send(
-        "expiry_alert",
-        {
-            "certificate": certificate,
-            "days_left": days_left,
-            "critical": critical,
-            "threshold": threshold,
-            "renewal_blocker": certificate.renewal_blocker(now),
-            "open_renewal": certificate.open_renewal(),
-        },
-        to,
+def send_lapse_alerts(now: dt.datetime | None = None) -> int:
+    """A certificate that expired while the portal watched it (active, no successor, in the inventory
+    before it expired) gets a history entry and an immediate e-mail, once.
+
+    The alert row and the history entry are written together, before the e-mail, so a lapse is recorded
+    once even when nobody receives alerts or the mail server fails (the dashboard lists it either way).
+    Returns the number of lapses found.
+    """
+    now = now or timezone.now()
+    lapsed = list(
+        Certificate.objects.lapsed(now, since=now - dt.timedelta(days=RECENT_LAPSE_DAYS))
+        .filter(created_at__lt=F("not_after"))
+        .filter(~_unalerted(AlertKind.LAPSED))
+        .select_related("organization")
+        .order_by("not_after", "pk")
     )
-    record_event(
-        certificate,
-        EventKind.ALERT_SENT,
-        SCHEDULER,
-        gettext_noop("Critical alert sent: expires in %(days)s days.")
-        if critical
-        else gettext_noop("Expiry alert sent: expires in %(days)s days."),
-        days=days_left,
-        threshold_days=threshold,
-        recipients=to,
+    if not lapsed:
+        return 0
+    to = recipients()
+    entries: list[Entry] = []
+    for certificate in lapsed:
+        with transaction.atomic():
+            if _claim(certificate, AlertKind.LAPSED, 0, to) is None:
+                continue
+            record_event(certificate, EventKind.LAPSED, SCHEDULER, gettext_noop("Expired without a renewal."))
+        last_failure = (
+            Order.objects.filter(certificate=certificate, kind=OrderKind.RENEW, state=OrderState.FAILED)
+            .order_by("-completed_at")
+            .first()
+        )
+        entries.append({"certificate": certificate, "last_failure": last_failure})
+    _tell(
+        entries, "lapse_alert", AlertKind.LAPSED, to, gettext_noop("Alert sent: expired without a renewal.")
     )
+    return len(entries)
 
 
-# --- renewal failures ------------------------------------------------------------------------------
+def send_late_renewal_alerts(now: dt.datetime | None = None) -> int:
+    """A certificate the portal should renew (active, auto-renew, key held) whose renewal has been due for
+    longer than TRUSTVIEW_RENEWAL_LATE_HOURS without a successor, whatever the reason (CA down, worker or
+    beat down, renewal not enabled): one e-mail, once, saying what to do. Returns how many were late."""
+    now = now or timezone.now()
+    late_since = now - dt.timedelta(hours=settings.TRUSTVIEW_RENEWAL_LATE_HOURS)
+    late = list(
+        Certificate.objects.current(now)
+        .filter(auto_renew=True, renew_at__lte=late_since)
+        .exclude(private_key_encrypted="")
+        .filter(~_unalerted(AlertKind.RENEWAL_LATE))
+        .select_related("organization")
+        .order_by("not_after", "pk")
+    )
+    if not late:
+        return 0
+    to = recipients()
+    entries: list[Entry] = []
+    for certificate in late:
+        if _claim(certificate, AlertKind.RENEWAL_LATE, 0, to) is None:
+            continue
+        renewals = Order.objects.filter(certificate=certificate, kind=OrderKind.RENEW).order_by(
+            "-created_at", "-id"
+        )
+        entries.append(
+            {
+                "certificate": certificate,
+                "open_renewal": renewals.filter(state__in=OPEN_ORDER_STATES).first(),
+                "last_failure": renewals.filter(state=OrderState.FAILED).first(),
+                "renewal_blocker": certificate.renewal_blocker(now),
+            }
+        )
+    _tell(entries, "renewal_late", AlertKind.RENEWAL_LATE, to, gettext_noop("Alert sent: renewal late."))
+    return len(entries)
+
+
+def _tell(entries: list[Entry], template: str, kind: AlertKind, to: list[str], event_message: str) -> None:
+    """E-mail claimed alerts (one digest per recipient) and write each to its certificate's history.
+    A failure is logged: these alerts are not retried (the dashboard and the history keep them)."""
+    if not entries:
+        return
+    certificates = [entry["certificate"] for entry in entries]
+    contacts = contacts_by_certificate(certificates)
+    if not to and not contacts:
+        log.error(
+            "%s certificate(s) need attention (%s) but nobody is set to receive alerts.", len(entries), kind
+        )
+        return
+    reached = _deliver(template, entries, to, contacts)
+    for certificate in certificates:
+        told = _told(certificate, to, contacts, reached)
+        ExpiryAlert.objects.filter(certificate=certificate, kind=kind).update(recipients=told)
+        if told:
+            record_event(certificate, EventKind.ALERT_SENT, SCHEDULER, event_message, recipients=told)
+
+
+# --- renewal failures and outages ------------------------------------------------------------------
 
 
 def renewal_failed(order: Order) -> None:
-    """A renewal failed for good: tell a person at once, with what to do."""
-    _order_alert("renewal_failed", order, gettext_noop("Alert sent: renewal failed."), {})
+    """A renewal failed for good: tell a person at once, with what to do (which depends on whether the
+    certificate can still be renewed)."""
+    certificate = order.certificate
+    to = recipients()
+    contacts = contacts_by_certificate([certificate])
+    if not to and not contacts:
+        log.error("Renewal order %s failed but nobody is set to receive alerts.", order.pk)
+        return
+    now = timezone.now()
+    cannot_renew = certificate.state == LifecycleState.BLOCKED or certificate.not_after <= now
+    entry = {
+        "certificate": certificate,
+        "order": order,
+        "renewal_blocker": certificate.renewal_blocker(now) if cannot_renew else None,
+        "expired": certificate.not_after <= now,
+    }
+    reached = _deliver(
+        "renewal_failed", [entry], to, contacts, {"order": order, "certificate": certificate, **entry}
+    )
+    told = _told(certificate, to, contacts, reached)
+    if told:
+        record_event(
+            certificate,
+            EventKind.ALERT_SENT,
+            SCHEDULER,
+            gettext_noop("Alert sent: renewal failed."),
+            order=order.pk,
+            recipients=told,
+        )
 
 
 def renewal_keeps_failing(order: Order) -> None:
-    """A renewal keeps failing for a passing reason: tell a person once; the portal keeps trying."""
-    _order_alert(
-        "renewal_failing",
-        order,
-        gettext_noop("Alert sent: renewal keeps failing (%(attempts)s attempts)."),
-        {"attempts": order.attempts},
-    )
-
-
-def _order_alert(template: str, order: Order, event_message: str, detail: dict[str, Any]) -> None:
-    to = recipients()
-    if not to:
-        log.error("Renewal order %s needs attention but nobody is set to receive alerts.", order.pk)
-        return
-    try:
-        send(template, {"order": order, "certificate": order.certificate}, to)
-    except OSError:
-        log.exception("Could not send the alert for renewal order %s", order.pk)
-        return
+    """A renewal keeps failing for a passing reason (the portal keeps trying). Many orders failing at once
+    is one outage: the first opens an incident and e-mails once, listing every certificate whose renewal
+    is failing then; later ones join it quietly. `renewals_recovered` closes it."""
+    now = timezone.now()
+    incident, opened = _open_incident(IncidentKind.RENEWALS_FAILING, now)
+    affected = [order.certificate]
+    if opened:
+        affected += list(
+            Certificate.objects.filter(
+                orders__kind=OrderKind.RENEW, orders__state__in=OPEN_ORDER_STATES, orders__attempts__gt=0
+            )
+            .exclude(pk=order.certificate_id)
+            .distinct()
+        )
+    incident.certificates.add(*affected)
     record_event(
         order.certificate,
         EventKind.ALERT_SENT,
         SCHEDULER,
-        event_message,
+        gettext_noop(
+            "Renewal keeps failing (%(attempts)s attempts): part of the renewal outage since %(since)s."
+        ),
+        attempts=order.attempts,
+        since=timezone.localtime(incident.opened_at).strftime("%Y-%m-%d %H:%M"),
         order=order.pk,
-        recipients=to,
-        **detail,
     )
+    if not opened:
+        return
+    to = recipients()
+    if not to:
+        log.error("Renewals keep failing but nobody is set to receive alerts.")
+        return
+    orders = {
+        o.certificate_id: o
+        for o in Order.objects.open().filter(kind=OrderKind.RENEW, certificate__in=affected)
+    }
+    entries = [
+        {"certificate": c, "order": orders.get(c.pk, order)}
+        for c in sorted(affected, key=lambda c: c.not_after)
+    ]
+    if not _send_quietly("renewal_failing", {"entries": entries, "incident": incident, "order": order}, to):
+        # Nobody heard of it: let the next failing order open it again and try to tell.
+        incident.delete()
+
+
+def renewals_recovered(now: dt.datetime | None = None) -> bool:
+    """A renewal succeeded: close the open renewal outage, if there is one, and say so once, with where
+    each affected certificate stands. Returns whether an outage was closed."""
+    now = now or timezone.now()
+    incident = Incident.objects.filter(kind=IncidentKind.RENEWALS_FAILING, closed_at=None).first()
+    if incident is None or not Incident.objects.filter(pk=incident.pk, closed_at=None).update(closed_at=now):
+        return False
+    incident.closed_at = now
+    entries = [
+        {
+            "certificate": c,
+            "renewed": Certificate.objects.filter(renewed_from=c).exists(),
+            "open_renewal": c.open_renewal(),
+        }
+        for c in incident.certificates.order_by("not_after", "pk")
+    ]
+    to = recipients()
+    if to:
+        _send_quietly("renewals_recovered", {"entries": entries, "incident": incident}, to)
+    return True
+
+
+def _open_incident(kind: IncidentKind, now: dt.datetime) -> tuple[Incident, bool]:
+    """The open incident of this kind, or a new one; True when this call opened it. The database allows
+    one open incident per kind, so two workers noticing the same outage at once join one incident."""
+    for _attempt in range(3):
+        existing = Incident.objects.filter(kind=kind, closed_at=None).first()
+        if existing is not None:
+            return existing, False
+        try:
+            with transaction.atomic():
+                return Incident.objects.create(kind=kind, opened_at=now), True
+        except IntegrityError:
+            continue  # opened by someone else a moment ago
+    raise RuntimeError("Could not open or find the incident")  # pragma: no cover
+
+
+# --- the scheduler ---------------------------------------------------------------------------------
+
+
+def scheduler_stopped(last_success: dt.datetime | None, now: dt.datetime | None = None) -> bool:
+    """The renewal sweep has not run for too long (beat or every worker stopped): open an incident and
+    tell a person once per outage. Called by whoever notices (the /scheduler endpoint, which a monitor
+    polls), since a stopped scheduler cannot report itself. Returns whether this call opened it."""
+    now = now or timezone.now()
+    incident, opened = _open_incident(IncidentKind.SCHEDULER_STOPPED, now)
+    if not opened:
+        return False
+    to = recipients()
+    if not to:
+        log.error("The scheduler has stopped but nobody is set to receive alerts.")
+    elif not _send_quietly("scheduler_stopped", {"incident": incident, "last_success": last_success}, to):
+        incident.delete()
+        return False
+    return True
+
+
+def scheduler_running(now: dt.datetime | None = None) -> bool:
+    """The sweep runs: close the scheduler outage, if one is open, and say so once."""
+    now = now or timezone.now()
+    incident = Incident.objects.filter(kind=IncidentKind.SCHEDULER_STOPPED, closed_at=None).first()
+    if incident is None or not Incident.objects.filter(pk=incident.pk, closed_at=None).update(closed_at=now):
+        return False
+    incident.closed_at = now
+    to = recipients()
+    if to:
+        _send_quietly("scheduler_running", {"incident": incident}, to)
+    return True
 
 
 # --- monthly status --------------------------------------------------------------------------------
 
 
 def send_monthly_status(now: dt.datetime | None = None, months: int = 3) -> bool:
-    """What expires in the coming months, and which renewals failed in the last month."""
+    """What expires in the coming months (the soonest by name, and how many per month), which renewals
+    failed and which certificates expired without a renewal in the last month, by name."""
     now = now or timezone.now()
     to = recipients()
     if not to:
         return False
     horizon = now + dt.timedelta(days=31 * months)
-    expiring = list(
-        Certificate.objects.current(now)
-        .filter(not_after__lte=horizon)
-        .select_related("organization")
-        .order_by("not_after")
-    )
+    upcoming = Certificate.objects.current(now).filter(not_after__lte=horizon)
+    per_month: dict[str, int] = {}
+    for not_after in upcoming.order_by("not_after").values_list("not_after", flat=True):
+        month = timezone.localtime(not_after).strftime("%Y-%m")
+        per_month[month] = per_month.get(month, 0) + 1
+    expiring_total = sum(per_month.values())
+    expiring = list(upcoming.select_related("organization").order_by("not_after", "pk")[:MONTHLY_LIST_LIMIT])
     failed = list(
         Order.objects.filter(state=OrderState.FAILED, completed_at__gte=now - dt.timedelta(days=31))
         .select_related("certificate")
-        .order_by("-completed_at")
+        .order_by("-completed_at")[:MONTHLY_LIST_LIMIT]
     )
-    expired = Certificate.objects.lapsed(now, since=now - dt.timedelta(days=31)).count()
+    lapsed_all = Certificate.objects.lapsed(now, since=now - dt.timedelta(days=31))
+    lapsed_total = lapsed_all.count()
+    lapsed = list(lapsed_all.order_by("not_after", "pk")[:MONTHLY_LIST_LIMIT])
     send(
         "monthly_status",
-        {"expiring": expiring, "failed": failed, "expired_last_month": expired, "months": months, "now": now},
+        {
+            "expiring": expiring,
+            "expiring_total": expiring_total,
+            "expiring_more": expiring_total - len(expiring),
+            "per_month": sorted(per_month.items()),
+            "failed": failed,
+            "lapsed": lapsed,
+            "expired_last_month": lapsed_total,
+            "lapsed_more": lapsed_total - len(lapsed),
+            "months": months,
+            "now": now,
+        },
         to,
     )
     return True
+
+
+# --- test e-mail -----------------------------------------------------------------------------------
+
+
+class TestEmailFailed(Exception):
+    """The test e-mail could not be sent; the message is a sentence for the administrator, without the
+    mail server's address or credentials."""
+
+
+def send_test_email(sent_by: str) -> list[str]:
+    """Send a test e-mail to the recipients in effect and return them. Raises TestEmailFailed."""
+    to = recipients()
+    if not to:
+        raise TestEmailFailed(gettext_noop("Nobody receives alerts: add a recipient first."))
+    try:
+        send("test_email", {"sent_by": sent_by}, to)
+    except OSError as error:
+        log.warning("The test e-mail could not be sent", exc_info=True)
+        raise TestEmailFailed(_mail_error(error)) from None
+    return to
+
+
+def _mail_error(error: OSError) -> str:
+    """The mail server's answer, without anything secret: the configured user name, password and host
+    are blanked wherever they appear."""
+    text = f"{type(error).__name__}: {error}"
+    for secret in (settings.EMAIL_HOST_PASSWORD, settings.EMAIL_HOST_USER, settings.EMAIL_HOST):
+        if secret:
+            text = text.replace(str(secret), "…")
+    return text[:300]

@@ -72,6 +72,25 @@ class EventKind(models.TextChoices):
     KEY_DOWNLOADED = "key_downloaded", _("Key downloaded")
     ALERT_SENT = "alert_sent", _("Alert sent")
     SETTINGS_CHANGED = "settings_changed", _("Renewal settings changed")
+    LAPSED = "lapsed", _("Expired without a renewal")
+    WARNING = "warning", _("Warning")
+    CONTACTS_CHANGED = "contacts_changed", _("Contacts changed")
+
+
+class AlertKind(models.TextChoices):
+    """What an alert row records (certificates.alerts): one row per (certificate, kind, threshold)."""
+
+    EXPIRY = "expiry", _("Expiry alert")
+    LAPSED = "lapsed", _("Expired without a renewal")
+    RENEWAL_LATE = "renewal_late", _("Renewal late")
+
+
+class IncidentKind(models.TextChoices):
+    """Something that affects many certificates at once and is told to a person once, when it starts
+    and when it ends."""
+
+    RENEWALS_FAILING = "renewals_failing", _("Renewals failing")
+    SCHEDULER_STOPPED = "scheduler_stopped", _("Scheduler stopped")
 
 
 class OrderKind(models.TextChoices):

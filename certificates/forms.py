@@ -138,14 +138,7 @@ class NotificationSettingsForm(forms.Form):
     )
 
     def clean_recipients(self) -> list[str]:
-        addresses = [part.strip() for part in self.cleaned_data["recipients"].replace(",", "\n").splitlines()]
-        addresses = [address for address in addresses if address]
-        invalid = [address for address in addresses if not _is_email(address)]
-        if invalid:
-            raise forms.ValidationError(
-                _("Not an e-mail address: %(addresses)s.") % {"addresses": ", ".join(invalid)}
-            )
-        return list(dict.fromkeys(addresses))
+        return _addresses(self.cleaned_data["recipients"])
 
     def clean_thresholds_days(self) -> list[int]:
         parts = [part.strip() for part in self.cleaned_data["thresholds_days"].replace(";", ",").split(",")]
@@ -153,6 +146,35 @@ class NotificationSettingsForm(forms.Form):
         if not all(part.isdigit() and 1 <= int(part) <= 365 for part in parts):
             raise forms.ValidationError(_("Enter whole numbers of days from 1 to 365, separated by commas."))
         return sorted({int(part) for part in parts}, reverse=True)
+
+
+class ContactsForm(forms.Form):
+    """A certificate's own contacts: they receive its alerts besides the portal's recipients."""
+
+    contacts = forms.CharField(
+        label=_("Contacts"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_(
+            "E-mail addresses of this certificate's owner or team, one per line or separated by commas. "
+            "They receive its alerts besides the portal's recipients."
+        ),
+    )
+
+    def clean_contacts(self) -> list[str]:
+        return _addresses(self.cleaned_data["contacts"])
+
+
+def _addresses(text: str) -> list[str]:
+    """E-mail addresses separated by commas or lines, each once; a ValidationError names any other."""
+    addresses = [part.strip() for part in text.replace(",", "\n").splitlines()]
+    addresses = [address for address in addresses if address]
+    invalid = [address for address in addresses if not _is_email(address)]
+    if invalid:
+        raise forms.ValidationError(
+            _("Not an e-mail address: %(addresses)s.") % {"addresses": ", ".join(invalid)}
+        )
+    return list(dict.fromkeys(addresses))
 
 
 def _is_email(value: str) -> bool:

@@ -18,7 +18,9 @@ from django.utils.translation import gettext
 
 from .choices import (
     OPEN_ORDER_STATES,
+    AlertKind,
     EventKind,
+    IncidentKind,
     LifecycleState,
     OcesType,
     OrderKind,
@@ -601,10 +603,16 @@ class Order(models.Model):
 
 
 class ExpiryAlert(models.Model):
-    """An expiry alert that was sent: one per (certificate, threshold), so none is sent twice, and a
-    threshold crossed while the scheduler was down is still sent on its next run."""
+    """An alert about one certificate, claimed before it is sent: one row per (certificate, kind,
+    threshold), so that no alert is sent twice, not even by two runs at once (the run whose insert
+    succeeds sends), and a threshold crossed while the scheduler was down is still sent on its next run.
+
+    Kinds: an expiry threshold (`threshold_days`), the certificate expiring without a renewal (lapsed,
+    threshold 0) and a renewal that is late (threshold 0).
+    """
 
     certificate = models.ForeignKey(Certificate, on_delete=models.CASCADE, related_name="expiry_alerts")
+    kind = models.CharField(max_length=16, choices=AlertKind.choices, default=AlertKind.EXPIRY)
     threshold_days = models.PositiveIntegerField()
     sent_at = models.DateTimeField(default=timezone.now)
     recipients = models.JSONField(default=list)
@@ -612,11 +620,53 @@ class ExpiryAlert(models.Model):
     class Meta:
         ordering = ["-sent_at"]
         constraints = [
-            models.UniqueConstraint(fields=["certificate", "threshold_days"], name="one_alert_per_threshold")
+            models.UniqueConstraint(
+                fields=["certificate", "kind", "threshold_days"], name="one_alert_per_kind_and_threshold"
+            )
         ]
 
     def __str__(self) -> str:
-        return f"{self.certificate.subject_cn}: {self.threshold_days} days"
+        return f"{self.certificate.subject_cn}: {self.get_kind_display()} {self.threshold_days} days"
+
+
+class CertificateContact(models.Model):
+    """Someone who looks after one certificate (its owner, a team address): they receive that
+    certificate's alerts besides the portal's recipients."""
+
+    certificate = models.ForeignKey(Certificate, on_delete=models.CASCADE, related_name="contacts")
+    email = models.EmailField("e-mail address")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["email"]
+        constraints = [
+            models.UniqueConstraint(fields=["certificate", "email"], name="one_contact_per_address")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.email} ({self.certificate.subject_cn})"
+
+
+class Incident(models.Model):
+    """Something that affects many certificates at once (a CA outage, the scheduler stopped), told to a
+    person once when it opens and once when it closes. At most one incident of a kind is open (a
+    constraint), so two workers that notice the same outage join one incident."""
+
+    kind = models.CharField(max_length=32, choices=IncidentKind.choices)
+    opened_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True)
+    certificates = models.ManyToManyField(Certificate, blank=True, related_name="incidents")
+
+    class Meta:
+        ordering = ["-opened_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["kind"], condition=Q(closed_at=None), name="one_open_incident_per_kind"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} since {self.opened_at:%Y-%m-%d %H:%M}"
 
 
 class NotificationSettings(models.Model):

@@ -214,6 +214,7 @@ def _complete(order: Order, bundle: Bundle, issuer_name: str) -> None:
             Organization.objects.filter(pk=old.organization_id).update(renewal_enabled=True)
         signals.certificate_renewed.send(sender=Certificate, old=old, new=new)
     log.info("Renewal order %s issued certificate %s", order.pk, new.serial_number)
+    alerts.renewals_recovered()
 
 
 def retry_after_renewal_enabled(certificate: Certificate, actor: Actor) -> tuple[Order, bool]:

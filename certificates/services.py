@@ -24,7 +24,7 @@ from django.utils.translation import gettext, gettext_noop
 
 from . import vault
 from .choices import EventKind, LifecycleState, Source
-from .models import Certificate, Event, Organization, organisation_limit
+from .models import Certificate, CertificateContact, Event, Organization, organisation_limit
 from .trust import TrustStore, Verdict, issued_by
 from .x509 import (
     Bundle,
@@ -84,6 +84,12 @@ class ImportOutcome:
         if self.certificate.has_private_key:
             text += " " + gettext("Its private key is stored encrypted.")
         return text
+
+    @property
+    def warning(self) -> str | None:
+        """A sentence to show beside the message when the new certificate may lapse unnoticed."""
+        template = short_life_warning(self.certificate) if self.created else None
+        return gettext(template) % _short_life_detail(self.certificate) if template else None
 
 
 def _date(certificate: Certificate) -> str:
@@ -191,8 +197,35 @@ def _store(
         existing = Certificate.objects.get(fingerprint_sha256=facts.fingerprint_sha256)
         return _complete_existing(existing, verdict=verdict, key=key, actor=actor)
     record_event(certificate, event_kind, actor, message, with_private_key=key is not None, **detail)
+    warning = short_life_warning(certificate)
+    if warning is not None:
+        record_event(certificate, EventKind.WARNING, actor, warning, **_short_life_detail(certificate))
     renewal_of = link_renewal_chain(certificate, actor)
     return ImportOutcome(certificate, created=True, renewal_of=renewal_of)
+
+
+def short_life_warning(certificate: Certificate) -> str | None:
+    """An English sentence (with fields, see Event.text) when the certificate's renewal window, from its
+    renewal being due to its expiry, is shorter than the interval between renewal sweeps: the sweep may
+    then never see it due, and it would expire unrenewed. None otherwise (and for expired ones)."""
+    if certificate.renew_at is None or certificate.not_after <= timezone.now():
+        return None
+    window = certificate.not_after - certificate.renew_at
+    if window.total_seconds() >= settings.TRUSTVIEW_SWEEP_SECONDS:
+        return None
+    return gettext_noop(
+        "Its renewal window (%(window)s seconds before expiry) is shorter than the interval between "
+        "renewal sweeps (%(sweep)s seconds): the portal may not renew it in time. Renew it by hand, or "
+        "run the sweep more often (TRUSTVIEW_SWEEP_SECONDS)."
+    )
+
+
+def _short_life_detail(certificate: Certificate) -> dict[str, int]:
+    assert certificate.renew_at is not None
+    return {
+        "window": round((certificate.not_after - certificate.renew_at).total_seconds()),
+        "sweep": round(settings.TRUSTVIEW_SWEEP_SECONDS),
+    }
 
 
 def add_certificate(
@@ -452,5 +485,29 @@ def change_renewal_settings(
             if auto_renew
             else gettext_noop("Automatic renewal off, %(days)s days before expiry."),
             days=renew_before_days,
+        )
+    return True
+
+
+def set_contacts(certificate: Certificate, addresses: list[str], actor: Actor) -> bool:
+    """Make `addresses` the certificate's own contacts (they receive its alerts besides the portal's
+    recipients), and write the change to its history. Returns False when nothing changed."""
+    with transaction.atomic():
+        current = set(
+            CertificateContact.objects.filter(certificate=certificate).values_list("email", flat=True)
+        )
+        wanted = list(dict.fromkeys(addresses))
+        if current == set(wanted):
+            return False
+        CertificateContact.objects.filter(certificate=certificate).exclude(email__in=wanted).delete()
+        CertificateContact.objects.bulk_create(
+            [CertificateContact(certificate=certificate, email=a) for a in wanted if a not in current]
+        )
+        record_event(
+            certificate,
+            EventKind.CONTACTS_CHANGED,
+            actor,
+            gettext_noop("Contacts: %(contacts)s."),
+            contacts=", ".join(wanted) or "-",
         )
     return True

@@ -36,6 +36,7 @@ def sweep() -> dict[str, int]:
     result = renewal.sweep()
     for order_id in result.due_orders:
         queue_order(order_id)
+    alerts.after_sweep()  # lapses, late renewals, the scheduler running again
     return {"opened": result.opened, "queued": len(result.due_orders)}
 
 

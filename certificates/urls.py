@@ -9,6 +9,7 @@ urlpatterns = [
     path("", views.certificate_list, name="list"),
     path("import/", views.certificate_import, name="import"),
     path("notifications/", views.notification_settings, name="notifications"),
+    path("notifications/test/", views.send_test_email, name="notifications-test"),
     path("trust/", trust_views.trust_store, name="trust-store"),
     path("trust/<int:pk>/remove/", trust_views.trust_remove, name="trust-remove"),
     path("<int:pk>/", views.certificate_detail, name="detail"),
@@ -22,4 +23,5 @@ urlpatterns = [
     path("<int:pk>/renewal/", views.renewal_progress, name="renewal-progress"),
     path("<int:pk>/block/", views.block, name="block"),
     path("<int:pk>/renewal-settings/", views.renewal_settings, name="renewal-settings"),
+    path("<int:pk>/contacts/", views.certificate_contacts, name="contacts"),
 ]

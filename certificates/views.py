@@ -20,7 +20,13 @@ from django.views.decorators.http import require_POST
 from . import alerts
 from . import dashboard as dashboard_data
 from .choices import STATUS_COLOURS, OrderKind
-from .forms import CertificateFilterForm, ImportForm, NotificationSettingsForm, RenewalSettingsForm
+from .forms import (
+    CertificateFilterForm,
+    ContactsForm,
+    ImportForm,
+    NotificationSettingsForm,
+    RenewalSettingsForm,
+)
 from .models import Certificate, NotificationSettings, Order
 from .renewal import (
     BlockNotPossible,
@@ -35,6 +41,7 @@ from .services import (
     export_pkcs12,
     import_certificate_file,
     issuer_chain,
+    set_contacts,
 )
 from .tasks import queue_order_on_commit
 from .x509 import CertificateFileError
@@ -96,6 +103,7 @@ def certificate_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 }
             ),
             "chain": issuer_chain(certificate),
+            "contacts": [c.email for c in certificate.contacts.all()],
             "events": certificate.events.all()[:200],
             "status_colours": STATUS_COLOURS,
         },
@@ -119,6 +127,8 @@ def certificate_import(request: HttpRequest) -> HttpResponse:
         else:
             for outcome in outcomes:
                 (messages.success if outcome.created else messages.info)(request, outcome.message)
+                if outcome.warning:
+                    messages.warning(request, outcome.warning)
             if len(outcomes) == 1:
                 return redirect(outcomes[0].certificate)
             return redirect("certificates:list")
@@ -274,6 +284,23 @@ def renewal_settings(request: HttpRequest, pk: int) -> HttpResponse:
     return redirect(certificate)
 
 
+@require_POST
+@permission_required("certificates.renew_certificate", raise_exception=True)
+def certificate_contacts(request: HttpRequest, pk: int) -> HttpResponse:
+    """Set the addresses that receive this certificate's alerts besides the portal's recipients."""
+    certificate = get_object_or_404(Certificate.objects.for_user(request.user), pk=pk)
+    form = ContactsForm(request.POST)
+    if not form.is_valid():
+        messages.error(
+            request,
+            _("The contacts were not saved. %(errors)s")
+            % {"errors": " ".join(str(e) for e in form.errors.get("contacts", []))},
+        )
+    elif set_contacts(certificate, form.cleaned_data["contacts"], request.user):
+        messages.success(request, _("Contacts saved."))
+    return redirect(certificate)
+
+
 @permission_required("certificates.view_certificate", raise_exception=True)
 def dashboard(request: HttpRequest) -> HttpResponse:
     """What expires when, what is failing, and what happened lately."""
@@ -319,3 +346,18 @@ def notification_settings(request: HttpRequest) -> HttpResponse:
         },
         status=400 if form.errors else 200,
     )
+
+
+@require_POST
+@permission_required("certificates.change_notificationsettings", raise_exception=True)
+def send_test_email(request: HttpRequest) -> HttpResponse:
+    """Send a test e-mail to the recipients in effect, and say to whom, or what the mail server said."""
+    try:
+        sent_to = alerts.send_test_email(request.user.get_username())
+    except alerts.TestEmailFailed as failure:
+        messages.error(request, _("The test e-mail was not sent: %(reason)s") % {"reason": _(str(failure))})
+    else:
+        messages.success(
+            request, _("A test e-mail was sent to %(addresses)s.") % {"addresses": ", ".join(sent_to)}
+        )
+    return redirect("certificates:notifications")

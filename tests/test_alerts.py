@@ -7,14 +7,26 @@ import email
 from email import policy
 
 import pytest
+import time_machine
 from django.core import mail
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
 from django.utils import timezone
 
-from certificates.alerts import send_expiry_alerts, send_monthly_status
+from certificates import alerts, tasks
+from certificates.alerts import (
+    renewal_failed,
+    renewal_keeps_failing,
+    renewals_recovered,
+    send_expiry_alerts,
+    send_lapse_alerts,
+    send_late_renewal_alerts,
+    send_monthly_status,
+)
 from certificates.choices import EventKind, LifecycleState, OrderState
-from certificates.models import Certificate, Event, ExpiryAlert, Order
+from certificates.models import Certificate, Event, ExpiryAlert, Incident, Order
 from certificates.revocation import check_all
-from certificates.services import import_certificate_file
+from certificates.services import import_certificate_file, set_contacts
 
 from . import pki
 from .support.processes import running_smtp_server
@@ -180,3 +192,234 @@ def test_subjects_are_plain_text_on_one_line_whatever_the_certificate_is_called(
     send_expiry_alerts(NOW)
     (message,) = mail.outbox
     assert message.subject == "[trustview] certificate expires in 20 days: R&D <intern> Bcc: x@evil.example"
+
+
+# --- digests, claims, contacts ---------------------------------------------------------------------
+
+
+def test_three_certificates_crossing_a_threshold_make_one_e_mail_listing_all_three(recipients, settings):
+    settings.TRUSTVIEW_BASE_URL = "http://127.0.0.1:8130"
+    later, soonest, middle = (
+        certificate("later", 25.5),
+        certificate("soonest", 5.5),
+        certificate("middle", 20.5),
+    )
+    assert send_expiry_alerts(NOW) == 3
+    (message,) = mail.outbox
+    assert message.to == recipients
+    assert message.subject == "[trustview] Critical: 3 certificates expire soon, the first soonest in 5 days"
+    body = message.body
+    assert body.startswith("3 certificates came within an alert threshold of expiry, the most urgent first.")
+    assert body.index('"soonest"') < body.index('"middle"') < body.index('"later"')
+    for cert in (later, soonest, middle):
+        assert f"http://127.0.0.1:8130{cert.get_absolute_url()}" in body
+        assert f'href="http://127.0.0.1:8130{cert.get_absolute_url()}"' in message.alternatives[0][0]
+    assert ExpiryAlert.objects.count() == 4  # soonest crossed 30 and 14; the others 30
+    assert Event.objects.filter(kind=EventKind.ALERT_SENT).count() == 3
+    assert send_expiry_alerts(NOW) == 0 and len(mail.outbox) == 1
+
+
+def test_a_second_run_at_the_same_time_sends_nothing(recipients, monkeypatch):
+    """Two runs that both found the same certificates due (a redelivered task beside the original): the
+    second run's query ran before the first run claimed anything, and it still sends nothing."""
+    certificate("one", 20.5)
+    certificate("two", 10.5)
+    original = alerts._claim
+    state = {"other_run": False}
+
+    def claim_after_the_other_run(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if not state["other_run"]:
+            state["other_run"] = True
+            assert send_expiry_alerts(NOW) == 2  # the other run, from start to end, in between
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(alerts, "_claim", claim_after_the_other_run)
+    assert send_expiry_alerts(NOW) == 0
+    assert len(mail.outbox) == 1
+    assert ExpiryAlert.objects.count() == 3
+    assert Event.objects.filter(kind=EventKind.ALERT_SENT).count() == 2
+
+
+def test_when_the_mail_server_fails_the_claims_are_given_up_and_the_next_run_sends(recipients, monkeypatch):
+    certificate("retry", 20.5)
+
+    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise ConnectionRefusedError("mail server down")
+
+    monkeypatch.setattr(alerts, "send", refuse)
+    assert send_expiry_alerts(NOW) == 0
+    assert not ExpiryAlert.objects.exists()
+    monkeypatch.undo()
+    assert send_expiry_alerts(NOW) == 1 and len(mail.outbox) == 1
+
+
+def test_certificate_contacts_get_a_digest_of_their_own_certificates(recipients):
+    mine, theirs = certificate("team cert", 20.5), certificate("other cert", 10.5)
+    set_contacts(mine, ["team@example.dk", "pki@example.dk"], "test")
+    assert send_expiry_alerts(NOW) == 2
+    by_recipient = {tuple(m.to): m for m in mail.outbox}
+    assert set(by_recipient) == {tuple(recipients), ("team@example.dk",)}  # pki@ is a recipient already
+    team = by_recipient[("team@example.dk",)]
+    assert "team cert" in team.body and "other cert" not in team.body
+    assert (
+        "team cert" in by_recipient[tuple(recipients)].body
+        and "other cert" in by_recipient[tuple(recipients)].body
+    )
+    event = Event.objects.get(certificate=mine, kind=EventKind.ALERT_SENT)
+    assert event.detail["recipients"] == ["pki@example.dk", "ops@example.dk", "team@example.dk"]
+    assert [a.recipients for a in ExpiryAlert.objects.filter(certificate=theirs)] == [recipients, recipients]
+
+
+# --- lapses and late renewals ----------------------------------------------------------------------
+
+
+def test_a_lapse_gives_one_e_mail_and_one_history_entry(recipients, settings):
+    settings.TRUSTVIEW_BASE_URL = "http://127.0.0.1:8130"
+    lapsing = certificate("lapsing", 1)
+    certificate("imported expired", -3)  # expired before the portal knew it: not a lapse it watched
+    after = NOW + dt.timedelta(days=2)
+    assert send_lapse_alerts(after) == 1
+    (message,) = mail.outbox
+    assert message.subject == "[trustview] Expired without a renewal: lapsing"
+    assert "expired on" in message.body and "cannot be renewed" in message.body
+    assert "Renew now" not in message.body
+    assert f"http://127.0.0.1:8130{lapsing.get_absolute_url()}" in message.body
+    (event,) = Event.objects.filter(certificate=lapsing, kind=EventKind.LAPSED)
+    assert (
+        event.text == "Expired without a renewal." and event.get_kind_display() == "Expired without a renewal"
+    )
+    assert send_lapse_alerts(after) == 0 and send_lapse_alerts(after + dt.timedelta(hours=1)) == 0
+    assert len(mail.outbox) == 1
+    assert Certificate.objects.needs_attention(after).filter(pk=lapsing.pk).exists()
+
+
+def test_a_lapse_is_recorded_even_when_nobody_receives_alerts(settings, caplog):
+    settings.TRUSTVIEW_ALERT_EMAILS = []
+    lapsing = certificate("unheard", 1)
+    assert send_lapse_alerts(NOW + dt.timedelta(days=2)) == 1
+    assert Event.objects.filter(certificate=lapsing, kind=EventKind.LAPSED).count() == 1
+    assert "nobody is set to receive alerts" in caplog.text
+    assert not mail.outbox
+
+
+def test_the_sweep_task_reports_a_lapse(recipients):
+    now = timezone.now()
+    leaf = pki.make_leaf(
+        CA, pki.name("swept"), not_before=now - dt.timedelta(days=1), not_after=now + dt.timedelta(seconds=30)
+    )
+    (outcome,) = import_certificate_file(leaf.pem, actor="test")
+    with time_machine.travel(now + dt.timedelta(minutes=1), tick=False):
+        tasks.sweep()
+        tasks.sweep()
+    assert [m.subject for m in mail.outbox] == ["[trustview] Expired without a renewal: swept"]
+    assert Event.objects.filter(certificate=outcome.certificate, kind=EventKind.LAPSED).count() == 1
+
+
+def test_a_late_renewal_alerts_once_with_what_to_do(recipients, settings):
+    settings.TRUSTVIEW_RENEWAL_LATE_HOURS = 24
+    late = certificate("late renewal", 10.5)  # due 30 days before expiry: 19.5 days ago
+    Certificate.objects.filter(pk=late.pk).update(private_key_encrypted="held")
+    on_time = certificate("not due", 100)
+    Certificate.objects.filter(pk=on_time.pk).update(private_key_encrypted="held")
+    certificate("monitor only", 10.5)  # the portal does not renew it: the expiry alerts cover it
+    Order.objects.create(
+        certificate=late,
+        state=OrderState.IN_PROGRESS,
+        attempts=7,
+        requested_by_label="scheduler",
+        last_error="MitID Erhverv did not answer in time.",
+    )
+    assert send_late_renewal_alerts(NOW) == 1
+    (message,) = mail.outbox
+    assert message.subject == "[trustview] Renewal late: late renewal"
+    assert "was due for renewal on" in message.body
+    assert "The renewal keeps failing (MitID Erhverv did not answer in time.)" in message.body
+    assert send_late_renewal_alerts(NOW + dt.timedelta(days=1)) == 0 and len(mail.outbox) == 1
+    assert Event.objects.filter(certificate=late, kind=EventKind.ALERT_SENT).count() == 1
+
+
+def test_a_certificate_too_short_lived_for_the_sweep_is_warned_about_at_import(alice_client, settings):
+    settings.TRUSTVIEW_SWEEP_SECONDS = 60
+    now = timezone.now()
+    leaf = pki.make_leaf(
+        CA,
+        pki.name("blink"),
+        not_before=now - dt.timedelta(seconds=10),
+        not_after=now + dt.timedelta(seconds=80),
+    )
+    response = alice_client.post(
+        reverse("certificates:import"),
+        {"file": SimpleUploadedFile("blink.pem", leaf.pem), "password": ""},
+        follow=True,
+    )
+    page = response.content.decode()
+    assert "is shorter than the interval between renewal sweeps (60 seconds)" in page
+    (event,) = Event.objects.filter(certificate__subject_cn="blink", kind=EventKind.WARNING)
+    assert "the portal may not renew it in time" in event.text
+    assert not Event.objects.filter(certificate__subject_cn="twenty", kind=EventKind.WARNING).exists()
+
+
+# --- renewal failures and outages ------------------------------------------------------------------
+
+
+def failing_order(cert: Certificate, attempts: int = 5) -> Order:
+    return Order.objects.create(
+        certificate=cert,
+        state=OrderState.IN_PROGRESS,
+        attempts=attempts,
+        requested_by_label="scheduler",
+        last_error="MitID Erhverv is temporarily unavailable.",
+    )
+
+
+def test_a_ca_outage_is_one_e_mail_when_it_starts_and_one_when_it_ends(recipients):
+    orders = [failing_order(certificate(f"outage {i}", 10 + i)) for i in range(4)]
+    for order in orders:  # each order reaches its alert threshold in turn, some twice (two workers)
+        renewal_keeps_failing(order)
+    renewal_keeps_failing(orders[0])
+    (started,) = mail.outbox
+    assert started.subject == "[trustview] Renewals keep failing: 4 certificates affected"
+    assert all(f"outage {i}" in started.body for i in range(4))
+    incident = Incident.objects.get()
+    assert incident.closed_at is None and incident.certificates.count() == 4
+    assert renewals_recovered() is True
+    assert renewals_recovered() is False  # closed once
+    assert [m.subject for m in mail.outbox][1:] == ["[trustview] Renewals succeed again"]
+    assert "outage 3: renewal in progress" in mail.outbox[1].body
+    renewal_keeps_failing(failing_order(certificate("next outage", 12)))  # a new outage: a new e-mail
+    assert len(mail.outbox) == 3 and Incident.objects.filter(closed_at=None).count() == 1
+
+
+def test_renewal_failed_after_expiry_does_not_say_renew_now(recipients):
+    expired = certificate("gone", -1)
+    order = Order.objects.create(
+        certificate=expired,
+        state=OrderState.FAILED,
+        requested_by_label="scheduler",
+        last_error="The certificate has expired.",
+        completed_at=NOW,
+    )
+    renewal_failed(order)
+    (message,) = mail.outbox
+    assert "Renew now" not in message.body and "Renew now" not in message.alternatives[0][0]
+    assert "The certificate expired on" in message.body
+    assert "order a new certificate" in message.body
+    current = certificate("still valid", 20)
+    renewal_failed(Order.objects.create(certificate=current, state=OrderState.FAILED, requested_by_label="x"))
+    assert "Renew now" in mail.outbox[1].body and "The certificate expires on" in mail.outbox[1].body
+
+
+def test_monthly_status_names_the_lapsed_certificates_and_bounds_its_lists(recipients, monkeypatch):
+    monkeypatch.setattr(alerts, "MONTHLY_LIST_LIMIT", 2)
+    for i in range(3):
+        certificate(f"upcoming {i}", 10 + i)
+    lapsed = certificate("lapsed last week", 0.5)
+    assert send_monthly_status(NOW + dt.timedelta(days=7))
+    (message,) = mail.outbox
+    assert message.subject == (
+        "[trustview] Monthly status: 3 certificates expire in the next 3 months, 1 expired without a renewal"
+    )
+    assert "upcoming 0" in message.body and "upcoming 1" in message.body and "upcoming 2" not in message.body
+    assert "… and 1 more: see the certificate list." in message.body
+    assert "Expired in the last month without a renewal:" in message.body
+    assert "lapsed last week" in message.body and lapsed.get_absolute_url() in message.alternatives[0][0]

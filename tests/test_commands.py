@@ -85,3 +85,17 @@ def test_ensure_superuser_generates_and_prints_a_password_once(monkeypatch, caps
     out = capsys.readouterr().out
     password = out.split("with password: ")[1].split()[0]
     assert get_user_model().objects.get(username="admin").check_password(password)
+
+
+def test_ensure_superuser_gives_an_existing_administrator_the_address_so_alerts_reach_someone(monkeypatch):
+    for name in ["DJANGO_SUPERUSER_USERNAME", "DJANGO_SUPERUSER_PASSWORD"]:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("DJANGO_SUPERUSER_EMAIL", raising=False)
+    call_command("ensure_superuser")  # the first `make run`: no address
+    assert get_user_model().objects.get(username="admin").email == ""
+    monkeypatch.setenv("DJANGO_SUPERUSER_EMAIL", "pki@example.dk")
+    call_command("ensure_superuser")  # the next, with DJANGO_SUPERUSER_EMAIL set
+    assert get_user_model().objects.get(username="admin").email == "pki@example.dk"
+    from certificates.alerts import recipients
+
+    assert recipients() == ["pki@example.dk"]

@@ -70,14 +70,16 @@ def test_worker_and_beat_renew_a_certificate_on_postgresql_and_redis(simulator: 
             assert original in renewed_from(database_url).values(), worker_log[-4000:]
             assert len(renewed_from(database_url)) == 1  # exactly one renewal, whichever worker woke first
 
-            # Ready: PostgreSQL answers, Redis accepts connections, and beat's sweeps run on a worker.
+            # Ready: PostgreSQL answers and Redis accepts connections; and beat's sweeps run on a worker.
             ready = requests.get(portal.url + "/readyz", timeout=10)
             assert ready.status_code == 200, ready.text
             assert {name: check["ok"] for name, check in ready.json()["checks"].items()} == {
                 "database": True,
                 "broker": True,
-                "sweep": True,
             }
+            scheduler = requests.get(portal.url + "/scheduler", timeout=10)
+            assert scheduler.status_code == 200, scheduler.text
+            assert scheduler.json()["sweep"]["last_success"], scheduler.text
             # Beat's container health check, run as docker-compose.yml runs it.
             check = subprocess.run(
                 [sys.executable, "-m", "trustview.health", "sweep"],
@@ -139,13 +141,15 @@ def test_gunicorn_serves_the_portal_in_production_mode(simulator: Simulator, tmp
     with gunicorn(env, tmp_path) as url:
         assert requests.get(url + "/healthz", timeout=10).json() == {"status": "ok"}
 
-        # The broker is down and beat has never swept: not ready, and the answer says why.
+        # The broker is down: not ready, and the answer says why. Beat has never swept, but a fresh start
+        # has a grace period before /scheduler says so.
         ready = requests.get(url + "/readyz", timeout=10)
         assert ready.status_code == 503
         checks = ready.json()["checks"]
         assert checks["database"] == {"ok": True}
         assert checks["broker"]["ok"] is False
-        assert checks["sweep"]["error"] == "no sweep yet"
+        scheduler = requests.get(url + "/scheduler", timeout=10).json()
+        assert scheduler["sweep"]["starting"] is True and scheduler["sweep"]["error"] == "no sweep yet"
         assert "redis-secret-pw" not in ready.text and str(closed_port) not in ready.text
 
         # Plain HTTP is redirected; through the TLS proxy (X-Forwarded-Proto) pages come with HSTS and
@@ -186,5 +190,6 @@ def test_liveness_does_not_need_the_database(simulator: Simulator, tmp_path: Pat
         ready = requests.get(url + "/readyz", timeout=10)
         assert ready.status_code == 503
         checks = ready.json()["checks"]
-        assert checks["database"]["ok"] is False and checks["sweep"]["ok"] is False
+        assert checks["database"]["ok"] is False
+        assert requests.get(url + "/scheduler", timeout=10).status_code == 503
         assert "db-secret-pw" not in ready.text

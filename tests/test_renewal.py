@@ -201,7 +201,7 @@ def test_renewal_that_keeps_failing_alerts_once_and_keeps_trying(renewable, simu
         advance_order(order.pk, now=order.next_attempt_at)
     order.refresh_from_db()
     assert order.is_open and order.attempts == 4 and order.alerted
-    failing = [m for m in mail.outbox if "Renewal keeps failing" in m.subject]
+    failing = [m for m in mail.outbox if "Renewals keep failing" in m.subject]
     assert len(failing) == 1
     assert "The portal keeps trying" in failing[0].body and failing[0].to == [admin_user.email]
 

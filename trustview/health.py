@@ -2,11 +2,15 @@
 
 - /healthz is liveness: the process answers HTTP. It touches neither the database nor the broker, so a
   database outage does not make an orchestrator restart every web process.
-- /readyz is readiness: the database answers, the broker accepts a connection, and the renewal sweep has
-  succeeded recently (beat sends it, a worker runs it, and it records a SchedulerHeartbeat row). A fresh
-  installation is not ready until its first sweep ("no sweep yet").
+- /readyz is readiness: whether this process can serve, that is the database answers and the broker
+  accepts a connection (a page may queue a task). Nothing else: a stopped scheduler is no reason to take
+  a healthy web process out of service.
+- /scheduler is the scheduler's freshness: the renewal sweep has succeeded recently (beat sends it, a
+  worker runs it, and it records a SchedulerHeartbeat row), with a grace period after this process
+  started. When it is stale, the portal e-mails once per outage (certificates.alerts.scheduler_stopped):
+  a stopped scheduler cannot report itself, so whoever polls this endpoint is the one who notices.
 
-Both answer JSON without login and never include a host name, user name or password.
+All answer JSON without login and never include a host name, user name or password.
 
 `python -m trustview.health probe URL` and `python -m trustview.health sweep` are the same checks for
 container healthchecks (docker-compose.yml), which have neither curl nor a browser.
@@ -35,6 +39,9 @@ log = logging.getLogger(__name__)
 
 Check = dict[str, Any]
 
+# When this process started: /scheduler gives beat and a worker a grace period from here.
+STARTED_AT = timezone.now()
+
 
 @login_not_required
 @never_cache
@@ -55,16 +62,36 @@ def readyz(request: HttpRequest) -> JsonResponse:
 
 
 def readiness() -> dict[str, Check]:
-    """Every readiness check by name."""
-    database = check_database()
-    sweep: Check = {"ok": False, "error": "database unavailable"}
-    if database["ok"]:
-        try:
-            sweep = check_sweep()
-        except Exception:  # e.g. migrations not applied yet
-            log.exception("Readiness: the last sweep could not be read.")
-            sweep = {"ok": False, "error": "the last sweep could not be read (are migrations applied?)"}
-    return {"database": database, "broker": check_broker(), "sweep": sweep}
+    """Every readiness check by name: what this process needs to serve."""
+    return {"database": check_database(), "broker": check_broker()}
+
+
+@login_not_required
+@never_cache
+@require_safe
+def scheduler(request: HttpRequest) -> JsonResponse:
+    """The scheduler's freshness: 200 while the sweep runs (or within the grace period after start), else
+    503, and then a person is told once per outage."""
+    try:
+        check = check_sweep(started_at=STARTED_AT)
+    except Exception:  # the database is down, or migrations are not applied yet
+        log.exception("Scheduler check: the last sweep could not be read.")
+        check = {"ok": False, "error": "the last sweep could not be read (is the database up and migrated?)"}
+    else:
+        if not check["ok"] and not check.get("starting"):
+            try:
+                from certificates.alerts import scheduler_stopped
+
+                scheduler_stopped(_parse(check.get("last_success")))
+            except Exception:
+                log.exception("Scheduler check: could not record or report the stopped scheduler.")
+    return JsonResponse(
+        {"status": "ok" if check["ok"] else "fail", "sweep": check}, status=200 if check["ok"] else 503
+    )
+
+
+def _parse(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if value else None
 
 
 def check_database() -> Check:
@@ -91,27 +118,31 @@ def check_broker() -> Check:
     return {"ok": True}
 
 
-def check_sweep(now: dt.datetime | None = None) -> Check:
-    """The last successful renewal sweep is at most TRUSTVIEW_READY_SWEEP_MARGIN sweep intervals old."""
+def check_sweep(now: dt.datetime | None = None, started_at: dt.datetime | None = None) -> Check:
+    """The last successful renewal sweep is at most TRUSTVIEW_SCHEDULER_SWEEP_MARGIN sweep intervals old;
+    within TRUSTVIEW_SCHEDULER_GRACE_SECONDS after `started_at` (the web process's start, when given) a
+    missing or old sweep still passes, marked `starting`, since beat and a worker may be starting too."""
     from certificates.models import SchedulerHeartbeat
 
-    limit = settings.TRUSTVIEW_SWEEP_SECONDS * settings.TRUSTVIEW_READY_SWEEP_MARGIN
+    now = now or timezone.now()
+    limit = settings.TRUSTVIEW_SWEEP_SECONDS * settings.TRUSTVIEW_SCHEDULER_SWEEP_MARGIN
+    grace = settings.TRUSTVIEW_SCHEDULER_GRACE_SECONDS
+    in_grace = started_at is not None and (now - started_at).total_seconds() < grace
     last = (
         SchedulerHeartbeat.objects.filter(name=SchedulerHeartbeat.RENEWAL_SWEEP)
         .values_list("last_success_at", flat=True)
         .first()
     )
+    check: Check = {"ok": False, "last_success": None, "max_age_seconds": round(limit)}
     if last is None:
-        return {"ok": False, "error": "no sweep yet", "last_success": None, "max_age_seconds": round(limit)}
-    age = max(0.0, ((now or timezone.now()) - last).total_seconds())
-    check: Check = {
-        "ok": age <= limit,
-        "last_success": last.isoformat(),
-        "age_seconds": round(age),
-        "max_age_seconds": round(limit),
-    }
-    if not check["ok"]:
-        check["error"] = "the last successful sweep is too old (is beat running, and a worker?)"
+        check["error"] = "no sweep yet"
+    else:
+        age = max(0.0, (now - last).total_seconds())
+        check.update(ok=age <= limit, last_success=last.isoformat(), age_seconds=round(age))
+        if not check["ok"]:
+            check["error"] = "the last successful sweep is too old (is beat running, and a worker?)"
+    if not check["ok"] and in_grace:
+        check.update(ok=True, starting=True)
     return check
 
 

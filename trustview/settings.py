@@ -148,6 +148,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
+                "certificates.context_processors.alert_recipients",
             ],
         },
     },
@@ -212,8 +213,10 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # The sweep is one indexed query, so it can run often; it must run well within the renewal window of
 # the shortest-lived certificates (a third of their lifetime).
 TRUSTVIEW_SWEEP_SECONDS = env.float("TRUSTVIEW_SWEEP_SECONDS", default=60.0)
-# /readyz fails when the last successful sweep is older than this many sweep intervals.
-TRUSTVIEW_READY_SWEEP_MARGIN = env.float("TRUSTVIEW_READY_SWEEP_MARGIN", default=3.0)
+# /scheduler fails (and e-mails once) when the last successful sweep is older than this many sweep
+# intervals, except within the grace period after the web process started.
+TRUSTVIEW_SCHEDULER_SWEEP_MARGIN = env.float("TRUSTVIEW_SCHEDULER_SWEEP_MARGIN", default=3.0)
+TRUSTVIEW_SCHEDULER_GRACE_SECONDS = env.float("TRUSTVIEW_SCHEDULER_GRACE_SECONDS", default=300.0)
 CELERY_BEAT_SCHEDULE = {
     "renewal-sweep": {
         "task": "certificates.tasks.sweep",
@@ -266,6 +269,8 @@ TRUSTVIEW_RETRY_CAP_SECONDS = env.float("TRUSTVIEW_RETRY_CAP_SECONDS", default=3
 TRUSTVIEW_POLL_SECONDS = env.float("TRUSTVIEW_POLL_SECONDS", default=10.0)
 # A renewal that failed for good is tried again by the sweep after this many hours.
 TRUSTVIEW_FAILED_RENEWAL_RETRY_HOURS = env.float("TRUSTVIEW_FAILED_RENEWAL_RETRY_HOURS", default=24.0)
+# A certificate due for renewal this long without being renewed is "renewal late": one e-mail, once.
+TRUSTVIEW_RENEWAL_LATE_HOURS = env.float("TRUSTVIEW_RENEWAL_LATE_HOURS", default=24.0)
 # The portal's address, for links in e-mails; by default where `make run` serves it (PORT).
 _served_at = f"http://127.0.0.1:{env.int('PORT', default=8000)}"
 TRUSTVIEW_BASE_URL = env.str("TRUSTVIEW_BASE_URL", default=_served_at)
@@ -345,7 +350,11 @@ if PRODUCTION:
     # HTTPS only. Behind a TLS-terminating proxy (TRUSTVIEW_BEHIND_PROXY) the proxy's X-Forwarded-Proto
     # says whether the browser used HTTPS; only trust it when nothing but the proxy reaches the app.
     SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # probes speak plain HTTP inside the network
+    SECURE_REDIRECT_EXEMPT = [
+        r"^healthz$",
+        r"^readyz$",
+        r"^scheduler$",
+    ]  # probes speak plain HTTP inside the network
     if env.bool("TRUSTVIEW_BEHIND_PROXY", default=False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
     SESSION_COOKIE_SECURE = True

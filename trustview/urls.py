@@ -37,4 +37,5 @@ urlpatterns = [
     path("users/", include("accounts.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
+    path("scheduler", health.scheduler, name="scheduler"),
 ]

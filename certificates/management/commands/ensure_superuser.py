@@ -36,6 +36,11 @@ class Command(BaseCommand):
             )
             return
         existing = users.objects.filter(is_superuser=True).order_by("pk").first()
+        if existing is not None and email and existing.email != email:
+            # Alerts go to administrators' addresses by default: give the first one the address asked for.
+            existing.email = email
+            existing.save(update_fields=["email"])
+            self.stdout.write(f"Set the e-mail address of superuser '{existing.get_username()}' to {email}.")
         if existing is not None:
             self.stdout.write(
                 f"Superuser '{existing.get_username()}' exists; log in with its password "
