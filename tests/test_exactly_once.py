@@ -158,3 +158,15 @@ def test_backoff_stops_before_expiry_and_says_the_ca_cannot_be_asked_again(
     assert "MitID Erhverv is unavailable right now" in order.last_error
     assert Event.objects.filter(certificate=old, kind=EventKind.RENEWAL_FAILED).count() == 1
     assert [m for m in mail.outbox if "Renewal failed" in m.subject]
+
+
+@pytest.mark.django_db(False)
+def test_order_steps_have_their_own_queue_and_the_control_tasks_the_default_one():
+    from trustview.celery import app
+
+    def queue(task: str) -> str:
+        return str(app.amqp.router.route({}, task)["queue"].name)
+
+    assert queue("certificates.tasks.process_order") == "orders"
+    for task in ("sweep", "send_expiry_alerts", "check_revocation", "send_monthly_status"):
+        assert queue(f"certificates.tasks.{task}") == "celery"
