@@ -1,9 +1,10 @@
 """Renewing and blocking certificates through their CA, one safe step at a time.
 
 Each step re-reads its rows and can run twice: an order's next step is claimed with a conditional update
-(a lease on `next_attempt_at`), the CA gets the order's idempotency key on every request, and the
-database allows one open renewal per certificate. A lost task message or a killed worker only delays
-the next step until the sweep finds it.
+(a lease on `next_attempt_at`, whose value also fences what the step writes back), the certificate is
+re-checked at every step, the CA gets the order's idempotency key on every request, and the database
+allows one open renewal per certificate. A lost task message or a killed worker only delays the next
+step until its lease runs out and the sweep finds it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
@@ -31,8 +33,17 @@ from .x509 import Bundle
 
 log = logging.getLogger(__name__)
 
-# How long a worker owns an order step before another may take it (a killed worker's step is retried).
-LEASE = dt.timedelta(minutes=2)
+# Never ask the CA again later than this before the certificate expires (or a tenth of what is left, if
+# that is less): the answer must still arrive, and the new certificate be stored, while the old is valid.
+EXPIRY_MARGIN = dt.timedelta(minutes=5)
+# Closer to the last useful moment than this, another try is not worth scheduling.
+MIN_STEP = dt.timedelta(seconds=1)
+
+
+def lease() -> dt.timedelta:
+    """How long a worker owns an order step before another may take it (a killed worker's step is then
+    retried): TRUSTVIEW_ORDER_LEASE_SECONDS, longer than a CA call can take."""
+    return dt.timedelta(seconds=settings.TRUSTVIEW_ORDER_LEASE_SECONDS)
 
 
 class RenewalNotPossible(Exception):
@@ -50,23 +61,34 @@ def request_renewal(certificate: Certificate, actor: Actor) -> tuple[Order, bool
     """Open a renewal order (or find the one already open). The caller hands a new order to a worker
     (certificates.tasks.queue_order_on_commit).
 
+    `certificate` may be a stale copy (read by a view or the sweep before a renewal superseded it): the
+    decision is taken on the row as it is now, locked until the order exists, so a superseded, blocked
+    or expired certificate never gets an order, whatever the caller read.
+
     Returns (order, created). Raises RenewalNotPossible with a sentence when renewal cannot start.
     """
-    existing = certificate.open_renewal()
-    if existing is not None:
-        return existing, False
-    reason = certificate.renewal_blocker()
-    if reason:
-        raise RenewalNotPossible(reason)
     user = actor if isinstance(actor, User) else None
     label = user.get_username() if user is not None else (actor if isinstance(actor, str) else SCHEDULER)
     try:
         with transaction.atomic():
+            # The same row lock as _complete takes before it supersedes the certificate (on SQLite the
+            # transaction itself is the lock: settings make it BEGIN IMMEDIATE).
+            current = (
+                Certificate.objects.select_for_update(of=("self",))
+                .select_related("organization")
+                .get(pk=certificate.pk)
+            )
+            existing = current.open_renewal()
+            if existing is not None:
+                return existing, False
+            reason = current.renewal_blocker()
+            if reason:
+                raise RenewalNotPossible(reason)
             order = Order.objects.create(
-                certificate=certificate, kind=OrderKind.RENEW, requested_by=user, requested_by_label=label
+                certificate=current, kind=OrderKind.RENEW, requested_by=user, requested_by_label=label
             )
             record_event(
-                certificate,
+                current,
                 EventKind.RENEWAL_REQUESTED,
                 actor,
                 gettext_noop("Renewal requested."),
@@ -88,20 +110,30 @@ def advance_order(order_id: int, now: dt.datetime | None = None) -> float | None
     """Take the next step of an open order, if it is due and no other worker holds it.
 
     Returns in how many seconds the order wants its next step, or None when it is finished (or was not
-    this call's to take).
+    this call's to take, or another worker took it over after this one's lease ran out).
     """
     now = now or timezone.now()
-    claimed = Order.objects.due(now).filter(pk=order_id).update(next_attempt_at=now + LEASE)
+    held_until = now + lease()
+    claimed = Order.objects.due(now).filter(pk=order_id).update(next_attempt_at=held_until)
     if not claimed:
         return None
     order = Order.objects.select_related("certificate", "certificate__organization").get(pk=order_id)
     certificate = order.certificate
     issuer = issuer_for(certificate)
-    if certificate.state == LifecycleState.BLOCKED or certificate.not_after <= now or issuer is None:
+    # Re-checked at every step, on the row as it is now: a certificate superseded, blocked or expired
+    # since the order opened is never sent to the CA again.
+    if (
+        certificate.state != LifecycleState.ACTIVE
+        or certificate.not_after <= now
+        or issuer is None
+        or not certificate.has_private_key
+    ):
         _fail(
             order,
             "not_renewable",
             certificate.renewal_blocker(now) or _("The certificate cannot be renewed."),
+            # Superseded: a renewal exists, so nobody has anything to do.
+            alert=certificate.state != LifecycleState.SUPERSEDED,
         )
         return None
     try:
@@ -111,22 +143,47 @@ def advance_order(order_id: int, now: dt.datetime | None = None) -> float | None
             answer = issuer.request_renewal(certificate, idempotency_key=str(order.idempotency_key))
     except IssuerError as error:
         if error.transient:
-            return _retry_later(order, error, now)
+            return _retry_later(order, error, now, held_until)
         _fail(order, error.code, error.sentence)
         return None
     if answer.status == "issued" and answer.bundle is not None:
         _complete(order, answer.bundle, issuer.name)
         return None
     wait = min(max(answer.retry_after or settings.TRUSTVIEW_POLL_SECONDS, 1.0), 3600.0)
-    Order.objects.filter(pk=order.pk).update(
+    at = next_step_at(certificate, now, wait)
+    if at is None:
+        _expires_first(order, _("The CA was still working on the renewal."))
+        return None
+    # Fenced by the lease: a worker that lost it (it ran out during a slow call) writes nothing back.
+    if not _held(order, held_until).update(
         state=OrderState.IN_PROGRESS,
         ca_order_id=answer.order_id,
         attempts=0,
         last_error_code="",
         last_error="",
-        next_attempt_at=now + dt.timedelta(seconds=wait),
-    )
-    return wait
+        next_attempt_at=at,
+    ):
+        return None
+    return (at - now).total_seconds()
+
+
+def _held(order: Order, held_until: dt.datetime) -> QuerySet[Order]:
+    """The order, if it is still open and still leased to this step."""
+    return Order.objects.filter(pk=order.pk, state__in=OPEN_ORDER_STATES, next_attempt_at=held_until)
+
+
+def next_step_at(certificate: Certificate, now: dt.datetime, wait: float) -> dt.datetime | None:
+    """When to take an order's next step, `wait` seconds from now but never after the last useful moment
+    before the certificate expires (EXPIRY_MARGIN, or a tenth of what is left); None when no useful
+    moment is left."""
+    left = certificate.not_after - now
+    last_useful = certificate.not_after - min(EXPIRY_MARGIN, left / 10)
+    wanted = now + dt.timedelta(seconds=wait)
+    if wanted <= last_useful:
+        return wanted
+    if last_useful - now >= MIN_STEP:
+        return last_useful
+    return None
 
 
 def backoff_seconds(failures: int, retry_after: float | None = None) -> float:
@@ -137,15 +194,20 @@ def backoff_seconds(failures: int, retry_after: float | None = None) -> float:
     return max(delay, retry_after or 0.0)
 
 
-def _retry_later(order: Order, error: IssuerError, now: dt.datetime) -> float:
+def _retry_later(order: Order, error: IssuerError, now: dt.datetime, held_until: dt.datetime) -> float | None:
     failures = order.attempts + 1
-    wait = backoff_seconds(failures, error.retry_after)
-    Order.objects.filter(pk=order.pk).update(
+    at = next_step_at(order.certificate, now, backoff_seconds(failures, error.retry_after))
+    if at is None:
+        _expires_first(order, error.sentence)
+        return None
+    if not _held(order, held_until).update(
         attempts=failures,
         last_error_code=error.code,
         last_error=error.sentence,
-        next_attempt_at=now + dt.timedelta(seconds=wait),
-    )
+        next_attempt_at=at,
+    ):
+        return None
+    wait = (at - now).total_seconds()
     log.warning("Renewal order %s: %s (failure %s); next try in %.0f s", order.pk, error.code, failures, wait)
     # Keeps failing: tell a person once, and keep trying.
     if failures >= settings.TRUSTVIEW_ALERT_AFTER_FAILURES and Order.objects.filter(
@@ -156,8 +218,22 @@ def _retry_later(order: Order, error: IssuerError, now: dt.datetime) -> float:
     return wait
 
 
-def _fail(order: Order, code: str, sentence: str) -> None:
-    """A permanent failure: the order ends, the history says why, and a person hears at once."""
+def _expires_first(order: Order, last_answer: str) -> None:
+    """No useful moment is left to ask the CA again before the certificate expires: the order ends."""
+    _fail(
+        order,
+        "expires_before_retry",
+        _(
+            "The certificate expires before the CA could be asked again, so it was not renewed. The CA's "
+            "last answer: %(answer)s"
+        )
+        % {"answer": last_answer},
+    )
+
+
+def _fail(order: Order, code: str, sentence: str, *, alert: bool = True) -> None:
+    """A permanent failure: the order ends, the history says why, and a person hears at once (unless
+    `alert` is False: nobody has anything to do)."""
     with transaction.atomic():
         updated = Order.objects.filter(pk=order.pk, state__in=OPEN_ORDER_STATES).update(
             state=OrderState.FAILED, last_error_code=code, last_error=sentence, completed_at=timezone.now()
@@ -177,32 +253,41 @@ def _fail(order: Order, code: str, sentence: str) -> None:
             Organization.objects.filter(pk=order.certificate.organization_id).update(renewal_enabled=False)
     order.refresh_from_db()
     log.error("Renewal order %s failed: %s", order.pk, code)
-    alerts.renewal_failed(order)
+    if alert:
+        alerts.renewal_failed(order)
 
 
 def _complete(order: Order, bundle: Bundle, issuer_name: str) -> None:
-    old = order.certificate
+    """Store the CA's new certificate and close the order, once: a second worker with the same answer,
+    or a certificate that is already stored (imported, or stored by a step that died after its
+    commit), completes the order with that certificate instead of failing on it."""
     with transaction.atomic():
         if not Order.objects.filter(pk=order.pk, state__in=OPEN_ORDER_STATES).select_for_update().exists():
             return  # another worker completed it
+        # The lock request_renewal takes: no order opens for the old certificate while it is superseded.
+        old = Certificate.objects.select_for_update().get(pk=order.certificate_id)
         (outcome,) = store_bundle(
             bundle,
             source=Source(old.source),
-            actor=SCHEDULER,
+            # The history names who asked: the person who clicked Renew now, or the scheduler.
+            actor=order.requested_by or order.requested_by_label or SCHEDULER,
             event_kind=EventKind.RENEWED,
             message=gettext_noop("Issued by %(issuer)s as the renewal of serial %(serial)s."),
             issuer=issuer_name,
             serial=old.serial_number_display,
         )
-        new = outcome.certificate
-        if new.renewed_from_id is None:
+        # As the renewal chain left it (store_bundle links OCES certificates by their UUID).
+        new = Certificate.objects.get(pk=outcome.certificate.pk)
+        if new.renewed_from_id is None and not Certificate.objects.filter(renewed_from=old).exists():
             # Not an OCES certificate (no UUID to link by): link it explicitly.
-            new.renewed_from = old
+            Certificate.objects.filter(pk=new.pk).update(renewed_from=old)
             Certificate.objects.filter(pk=old.pk, state=LifecycleState.ACTIVE).update(
                 state=LifecycleState.SUPERSEDED
             )
-        new.auto_renew, new.renew_before = old.auto_renew, old.renew_before
-        new.save()
+            new.renewed_from = old
+        if outcome.created:
+            new.auto_renew, new.renew_before = old.auto_renew, old.renew_before
+            new.save(update_fields=["auto_renew", "renew_before", "updated_at"])
         Order.objects.filter(pk=order.pk).update(
             state=OrderState.ISSUED,
             new_certificate=new,

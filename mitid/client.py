@@ -21,7 +21,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 from requests.adapters import HTTPAdapter
 
-from .errors import MitIDError
+from .errors import TRANSIENT_CODES, MitIDError
 
 DEFAULT_TIMEOUT = (5.0, 30.0)  # (connect, read) seconds
 
@@ -129,9 +129,10 @@ class MitIDClient:
                 )
             except requests.exceptions.SSLError as exc:
                 raise MitIDError(_ssl_error_code(exc), environment=self.environment) from None
-            except (requests.ConnectionError, requests.Timeout):
-                # Dropped connections and time-outs: the CA may or may not have acted, which is why every
-                # creating call carries an Idempotency-Key and can simply be sent again.
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError):
+                # Dropped connections (also half-way through the answer) and time-outs: the CA may or may
+                # not have acted, which is why every creating call carries an Idempotency-Key and can
+                # simply be sent again.
                 raise MitIDError("unavailable", environment=self.environment) from None
         retry_after = _retry_after(response)
         if response.status_code >= 400:
@@ -155,8 +156,14 @@ class MitIDClient:
                 code = str(problem.get("code") or "")
                 if isinstance(problem.get("attempts_left"), int):
                     attempts_left = problem["attempts_left"]
-        if not code:
-            code = "unavailable" if response.status_code >= 500 else "unexpected_response"
+        # docs/protocol.md: 429 and every 5xx are transient, whatever code (if any) the body carries; a
+        # 500 with a problem body of its own is still "try again later", never the end of a renewal.
+        if response.status_code == 429:
+            code = "rate_limited"
+        elif response.status_code >= 500 and code not in TRANSIENT_CODES:
+            code = "unavailable"
+        elif not code:
+            code = "unexpected_response"
         return MitIDError(
             code,
             status=response.status_code,

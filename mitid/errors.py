@@ -95,7 +95,9 @@ class MitIDError(IssuerError):
 
     @property
     def transient(self) -> bool:
-        return self.code in TRANSIENT_CODES
+        """docs/protocol.md section 2: rate_limited and unavailable, and any 429 or 5xx answer."""
+        status = self.status or 0
+        return self.code in TRANSIENT_CODES or status == 429 or status >= 500
 
     @property
     def sentence(self) -> str:

@@ -155,3 +155,11 @@ def test_the_image_is_built_for_production():
     assert re.search(r"^CMD .*gunicorn", dockerfile, flags=re.MULTILINE)
     ignored = (REPO / ".dockerignore").read_text().split()
     assert ".env" in ignored and ".venv" in ignored and "var" in ignored  # no secrets in the image
+
+
+def test_workers_consume_the_control_queue_and_the_order_queue(services):
+    # Order steps have their own queue (CELERY_TASK_ROUTES), so a backlog of them never holds up a sweep.
+    assert "--queues=${CELERY_WORKER_QUEUES:-celery,orders}" in command_text(services["worker"])
+    assert "CELERY_WORKER_QUEUES" in documented()
+    run = (REPO / "trustview" / "run.py").read_text()
+    assert '"-Q", "celery,orders"' in run  # make run's one worker takes both

@@ -87,7 +87,10 @@ def test_renew_now_renews_with_the_same_identity_and_supersedes_the_old(alice_cl
     assert Organization.objects.get(cvr=old.cvr).renewal_enabled is True
     kinds = list(Event.objects.filter(certificate=old).values_list("kind", flat=True))
     assert EventKind.RENEWAL_REQUESTED in kinds and EventKind.RENEWED in kinds
-    assert Event.objects.get(certificate=new).kind == EventKind.RENEWED
+    renewed = Event.objects.get(certificate=new)
+    assert (
+        renewed.kind == EventKind.RENEWED and renewed.actor_label == "alice"
+    )  # who clicked, not "scheduler"
 
     # The page's live line (htmx) opens the new certificate, which says it is the renewal.
     progress = alice_client.get(

@@ -76,7 +76,9 @@ def main() -> int:
             "web", [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], processes
         )
         celery = [sys.executable, "-m", "celery", "-A", "trustview"]
-        _start("worker", [*celery, "worker", "--loglevel", "INFO", "--concurrency", "2"], processes)
+        # One worker for both queues: control tasks ("celery") and order steps ("orders", settings).
+        worker = [*celery, "worker", "--loglevel", "INFO", "--concurrency", "2", "-Q", "celery,orders"]
+        _start("worker", worker, processes)
         _start("beat", [*celery, "beat", "--loglevel", "INFO"], processes)
         broker = "Redis at REDIS_URL" if env.str("REDIS_URL", default="") else "embedded (files under var/)"
         print(

@@ -201,12 +201,19 @@ if CELERY_BROKER_URL == "filesystem://":
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
+        # Exchange files (one per queue) under var/ too, not in a control/ folder of the working directory.
+        "control_folder": str(_broker_dir / "control"),
     }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = True  # a task that dies with its worker is delivered again
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+# Order steps (each a CA call that may take MITID_TIMEOUT_SECONDS) have their own queue, so the sweep,
+# alerts and the revocation check (the default queue, "celery") never wait behind a backlog of them.
+# A worker consumes both with `-Q celery,orders` (make run, docker-compose.yml); docs/operations.md says
+# how to give the orders their own workers.
+CELERY_TASK_ROUTES = {"certificates.tasks.process_order": {"queue": "orders"}}
 
 # Beat: the schedule lives here, in code; each entry expires before the next one is due, so a backlog
 # never runs the same job twice in a row.
@@ -284,6 +291,13 @@ MITID_PRODUCTION_URL = env.str("MITID_PRODUCTION_URL", default=f"{_simulator_api
 MITID_SIMULATOR_STATE = Path(env.str("MITID_SIMULATOR_STATE", default=str(VAR_DIR / "simulator")))
 MITID_CA_BUNDLE = env.str("MITID_CA_BUNDLE", default=str(MITID_SIMULATOR_STATE / "tls" / "ca.pem")) or None
 MITID_TIMEOUT_SECONDS = env.float("MITID_TIMEOUT_SECONDS", default=30.0)
+# How long a worker owns a renewal order's step before another may take it over (a killed worker's step
+# waits this long). Longer than a CA call may take, or two workers would take the same step.
+TRUSTVIEW_ORDER_LEASE_SECONDS = env.float("TRUSTVIEW_ORDER_LEASE_SECONDS", default=120.0)
+if TRUSTVIEW_ORDER_LEASE_SECONDS <= MITID_TIMEOUT_SECONDS:
+    raise ImproperlyConfigured(
+        "TRUSTVIEW_ORDER_LEASE_SECONDS must be longer than a CA call may take (MITID_TIMEOUT_SECONDS)."
+    )
 
 # Trust store (certificates.trust): PEM files of further roots to trust besides the shipped OCES3 roots
 # and those administrators add in the portal. In development, the simulator's roots under

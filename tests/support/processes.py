@@ -608,7 +608,10 @@ def running_portal(
     with (
         running("web", web, env, var_dir) as server,
         running(
-            "worker", celery("worker", "--loglevel", "INFO", "--concurrency", str(workers)), env, var_dir
+            "worker",
+            celery("worker", "--loglevel", "INFO", "--concurrency", str(workers), "-Q", "celery,orders"),
+            env,
+            var_dir,
         ) as worker,
         running("beat", celery("beat", "--loglevel", "INFO"), env, var_dir) as beat,
     ):
