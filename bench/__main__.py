@@ -10,10 +10,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -32,6 +34,10 @@ def database() -> Iterator[str]:
 
 
 def main() -> int:
+    def stop_on_signal(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)  # unwinds the context managers, which stop PostgreSQL
+
+    signal.signal(signal.SIGTERM, stop_on_signal)
     total = int(os.environ.get("BENCH_CERTIFICATES", "100000"))
     rounds = int(os.environ.get("BENCH_ROUNDS", "15"))
     started = time.monotonic()
