@@ -409,6 +409,9 @@ class Certificate(models.Model):
                 condition=Q(state="active", auto_renew=True) & ~Q(private_key_encrypted=""),
                 name="cert_renewable_due_idx",
             ),
+            # The import looks up issuers among the inventory's CA certificates by subject (trust.py);
+            # without this, every imported certificate reads the whole table.
+            models.Index(fields=["is_ca"], condition=Q(is_ca=True), name="cert_ca_idx"),
         ]
         # The actions beyond looking (view_certificate) and importing (add_certificate); the roles
         # (accounts.roles) are built from these.

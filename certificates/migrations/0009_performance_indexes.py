@@ -1,6 +1,7 @@
 """Indexes for a large inventory (docs/performance.md).
 
 - cert_renewable_due_idx: a partial index holding only renewable certificates, for "what is due".
+- cert_ca_idx: the few CA certificates, among which the import looks for a leaf's issuers.
 - On PostgreSQL only, a trigram index (pg_trgm) for the search's common-name part, which is
   `UPPER(subject_cn) LIKE UPPER('%text%')` (Django's icontains) and otherwise reads the whole table. It is not
   part of the models' state (SQLite has no such index), so it is made here, by hand, and only where the
@@ -47,6 +48,10 @@ class Migration(migrations.Migration):
         migrations.AddIndex(
             model_name='certificate',
             index=models.Index(condition=models.Q(('auto_renew', True), ('state', 'active'), models.Q(('private_key_encrypted', ''), _negated=True)), fields=['renew_at', 'not_after'], name='cert_renewable_due_idx'),
+        ),
+        migrations.AddIndex(
+            model_name='certificate',
+            index=models.Index(condition=models.Q(('is_ca', True)), fields=['is_ca'], name='cert_ca_idx'),
         ),
         migrations.RunPython(create_trigram_index, drop_trigram_index, elidable=False),
     ]
