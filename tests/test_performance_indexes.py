@@ -77,3 +77,10 @@ def test_the_search_for_part_of_a_common_name_can_use_the_trigram_index():
         cursor.execute("SET LOCAL enable_indexscan = off")
     plan = Certificate.objects.search("00123 eksem").explain()
     assert "cert_cn_trgm_idx" in plan, plan
+
+
+def test_the_imports_issuer_look_up_reads_only_the_ca_certificates():
+    make_large_inventory(2000)
+    # The query of certificates.trust._inventory_issuers, which runs for every imported certificate.
+    plan = Certificate.objects.filter(is_ca=True, subject_dn__in=["CN=Test CA"]).explain()
+    assert "cert_ca_idx" in plan, plan
