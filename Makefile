@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PORT   ?= 8000
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: run test lint install
+.PHONY: run test lint install bench
 
 # Create the virtualenv with the pinned uv, then install exactly what uv.lock says.
 $(VENV)/.synced: pyproject.toml uv.lock
@@ -33,3 +33,9 @@ lint: $(VENV)/.synced
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 	$(PY) manage.py makemigrations --check --dry-run
+
+# The portal at BENCH_CERTIFICATES (default 100,000) on a throw-away PostgreSQL: a table of ratios against
+# an empty page, and var/bench/*.json (docs/performance.md). A benchmark, not a test.
+bench: $(VENV)/.synced
+	@scripts/system-packages.sh
+	$(PY) -m bench

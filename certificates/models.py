@@ -401,7 +401,20 @@ class Certificate(models.Model):
 
     class Meta:
         ordering = ["not_after", "id"]
-        indexes = [models.Index(fields=["state", "not_after"], name="cert_state_expiry_idx")]
+        indexes = [
+            models.Index(fields=["state", "not_after"], name="cert_state_expiry_idx"),
+            # "What is due" (due_for_renewal) reads only renewable rows: superseded, blocked, monitor-only
+            # and opted-out certificates are not in this index, so the sweep's cost follows what can be
+            # renewed, not the inventory. not_after rides along so lapsed rows are skipped in the index.
+            models.Index(
+                fields=["renew_at", "not_after"],
+                condition=Q(state="active", auto_renew=True) & ~Q(private_key_encrypted=""),
+                name="cert_renewable_due_idx",
+            ),
+            # The import looks up issuers among the inventory's CA certificates by subject (trust.py);
+            # without this, every imported certificate reads the whole table.
+            models.Index(fields=["is_ca"], condition=Q(is_ca=True), name="cert_ca_idx"),
+        ]
         # The actions beyond looking (view_certificate) and importing (add_certificate); the roles
         # (accounts.roles) are built from these.
         permissions = [

@@ -1,0 +1,86 @@
+"""The indexes a large inventory depends on stay usable: a later change to a query or an index that
+makes PostgreSQL read the whole table fails here, not at a customer with a million certificates.
+
+PostgreSQL only (`make test` runs these in its PostgreSQL run); the figures themselves are `make bench`'s
+(docs/performance.md), never timed here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from certificates.choices import LifecycleState
+from certificates.models import DEFAULT_RENEW_BEFORE, Certificate, Organization, renewal_due_at
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's plans (make test runs them)"),
+]
+
+
+def make_large_inventory(count: int) -> None:
+    """`count` certificates shaped like a real inventory: expiries over three years, most expired ones
+    superseded, a private key for a third, so only a few per cent are renewable and about 1% due."""
+    now = timezone.now()
+    organization = Organization.objects.create(cvr="11223344", name="Eksempel A/S")
+    rows = []
+    for i in range(count):
+        not_after = now + dt.timedelta(days=(i * 37) % 1095 - 365, hours=1)
+        not_before = not_after - dt.timedelta(days=3 * 365)
+        expired = not_after <= now
+        state = LifecycleState.SUPERSEDED if expired and i % 10 < 7 else LifecycleState.ACTIVE
+        rows.append(
+            Certificate(
+                organization=organization,
+                subject_cn=f"Lønsystem {i:05d} Eksempel",
+                subject_dn=f"CN=Lønsystem {i:05d}",
+                issuer_cn="Test CA",
+                issuer_dn="CN=Test CA",
+                serial_number=f"{i:08X}",
+                fingerprint_sha256=hashlib.sha256(str(i).encode()).hexdigest().upper(),
+                not_before=not_before,
+                not_after=not_after,
+                key_algorithm="RSA",
+                signature_algorithm="RSASSA-PSS with SHA-256",
+                cvr="11223344",
+                state=state,
+                pem="-----BEGIN CERTIFICATE-----\n...",
+                private_key_encrypted="token" if i % 3 == 0 else "",
+                renew_at=renewal_due_at(not_before, not_after, DEFAULT_RENEW_BEFORE),
+            )
+        )
+    Certificate.objects.bulk_create(rows, batch_size=1000)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE certificates_certificate")
+
+
+def test_what_is_due_reads_the_partial_index_of_renewable_certificates():
+    make_large_inventory(5000)
+    due = Certificate.objects.due_for_renewal()
+    assert 0 < due.count() < 200  # a few due among 5,000: the shape in which a plan matters
+    plan = due.explain()
+    assert "cert_renewable_due_idx" in plan, plan
+
+
+def test_the_search_for_part_of_a_common_name_can_use_the_trigram_index():
+    make_large_inventory(2000)
+    # Whether the planner prefers the index at 2,000 rows depends on statistics (it may walk the not_after
+    # index for the ordering instead); that it *can* use it (the index exists and matches the search's
+    # UPPER(...) LIKE) is what a change could lose. SET LOCAL ends with the test's transaction.
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_indexscan = off")
+    plan = Certificate.objects.search("00123 eksem").explain()
+    assert "cert_cn_trgm_idx" in plan, plan
+
+
+def test_the_imports_issuer_look_up_reads_only_the_ca_certificates():
+    make_large_inventory(2000)
+    # The query of certificates.trust._inventory_issuers, which runs for every imported certificate.
+    plan = Certificate.objects.filter(is_ca=True, subject_dn__in=["CN=Test CA"]).explain()
+    assert "cert_ca_idx" in plan, plan
