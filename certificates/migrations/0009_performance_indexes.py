@@ -41,7 +41,7 @@ def drop_trigram_index(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('certificates', '0007_permissions'),
+        ('certificates', '0008_alerting'),
     ]
 
     operations = [
