@@ -177,3 +177,11 @@ def _language_reset() -> Iterator[None]:
     translation.deactivate()
     yield
     translation.deactivate()
+
+
+@pytest.fixture(autouse=True)
+def _quick_password_hashing(settings):  # type: ignore[no-untyped-def]
+    """Tests make many users: hash their passwords with a cheap hasher (Django's own advice for test
+    suites). The portal's real hasher (PBKDF2, a million iterations) is what runs everywhere else,
+    including the processes the tests start."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
