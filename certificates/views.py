@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -176,41 +177,46 @@ def download_pkcs12(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required("certificates.renew_certificate", raise_exception=True)
 def renew(request: HttpRequest, pk: int) -> HttpResponse:
     """ "Renew now": open a renewal order, or show the one already open."""
-    certificate = get_object_or_404(
-        Certificate.objects.for_user(request.user).select_related("organization"), pk=pk
+    return _start_renewal(
+        request,
+        pk,
+        request_renewal,
+        _("Renewal requested. This page shows when the new certificate is ready."),
     )
-    try:
-        order, created = request_renewal(certificate, request.user)
-    except RenewalNotPossible as refusal:
-        messages.error(request, str(refusal))
-    else:
-        if created:
-            queue_order_on_commit(order.pk)
-            messages.success(
-                request, _("Renewal requested. This page shows when the new certificate is ready.")
-            )
-        else:
-            messages.info(request, _("A renewal of this certificate is already in progress."))
-    return redirect(certificate)
 
 
 @require_POST
 @permission_required("certificates.renew_certificate", raise_exception=True)
 def renewal_enabled_retry(request: HttpRequest, pk: int) -> HttpResponse:
     """ "Digst has enabled renewal: try again" after a renewal was refused as not enabled."""
+    return _start_renewal(
+        request,
+        pk,
+        retry_after_renewal_enabled,
+        _("Renewal requested again. This page shows when the new certificate is ready."),
+    )
+
+
+def _start_renewal(
+    request: HttpRequest,
+    pk: int,
+    start: Callable[[Certificate, Any], tuple[Order, bool]],
+    requested: str,
+) -> HttpResponse:
+    """Open a renewal with `start`, queue its first step, and say what happened on the certificate's page."""
     certificate = get_object_or_404(
         Certificate.objects.for_user(request.user).select_related("organization"), pk=pk
     )
     try:
-        order, created = retry_after_renewal_enabled(certificate, request.user)
+        order, created = start(certificate, request.user)
     except RenewalNotPossible as refusal:
         messages.error(request, str(refusal))
     else:
         if created:
             queue_order_on_commit(order.pk)
-        messages.success(
-            request, _("Renewal requested again. This page shows when the new certificate is ready.")
-        )
+            messages.success(request, requested)
+        else:
+            messages.info(request, _("A renewal of this certificate is already in progress."))
     return redirect(certificate)
 
 

@@ -17,17 +17,9 @@ from certificates.models import Certificate, Event, Order
 from certificates.renewal import RenewalNotPossible, advance_order, next_step_at, request_renewal
 from certificates.services import store_bundle
 
+from .test_renewal import run_to_completion
+
 pytestmark = pytest.mark.django_db
-
-
-def run_to_completion(order: Order, steps: int = 12) -> Order:
-    for _ in range(steps):
-        order.refresh_from_db()
-        if not order.is_open:
-            return order
-        advance_order(order.pk, now=max(timezone.now(), order.next_attempt_at))
-    order.refresh_from_db()
-    return order
 
 
 def test_a_copy_read_before_the_renewal_cannot_open_a_second_order(renewable, simulator, alice):
