@@ -13,6 +13,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from certificates.models import Certificate, NotificationSettings
 from certificates.services import import_certificate_file
+from endpoints.models import Endpoint
 from mitid.models import CertificateProfile
 
 from .conftest import ALL_FIXTURES, oces3, user_with_role
@@ -58,6 +59,15 @@ RULES: dict[str, tuple[str, str]] = {
     "two-factor": (LOGGED_IN, LOGGED_IN),
     "two-factor-verify": (LOGGED_IN, LOGGED_IN),
     "audit": ("accounts.view_auditentry",) * 2,
+    "endpoints:list": ("endpoints.view_endpoint",) * 2,
+    "endpoints:not-deployed": ("endpoints.view_endpoint",) * 2,
+    "endpoints:detail": ("endpoints.view_endpoint",) * 2,
+    "endpoints:add": ("endpoints.add_endpoint",) * 2,
+    "endpoints:bulk": ("endpoints.add_endpoint",) * 2,
+    "endpoints:scan": ("endpoints.change_endpoint",) * 2,
+    "endpoints:delete": ("endpoints.delete_endpoint",) * 2,
+    "endpoints:registration-add": ("endpoints.change_registrationitem",) * 2,
+    "endpoints:registration-tick": ("endpoints.change_registrationitem",) * 2,
 }
 ROLES = [None, "Viewer", "Operator", "Administrator"]
 
@@ -90,7 +100,16 @@ def objects(django_user_model):  # type: ignore[no-untyped-def]
         environment="test",
     )
     other = django_user_model.objects.create_user("someone", "someone@example.dk", "x-pw-1")
-    return {"certificates": outcome.certificate.pk, "mitid": profile.pk, "accounts": other.pk}
+    # Port 9 (discard) on loopback: nothing listens, so a scan is refused at once.
+    endpoint = Endpoint.objects.create(
+        organization=outcome.certificate.organization, host="127.0.0.1", port=9
+    )
+    return {
+        "certificates": outcome.certificate.pk,
+        "mitid": profile.pk,
+        "accounts": other.pk,
+        "endpoints": endpoint.pk,
+    }
 
 
 def url_for(name: str, objects: dict[str, int]) -> str:

@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "certificates",
     "mitid",
     "accounts",
+    "endpoints",
 ]
 
 MIDDLEWARE = [
@@ -240,6 +241,16 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=45, hour=env.int("TRUSTVIEW_REVOCATION_CHECK_HOUR", default=5)),
         "options": {"expires": 23 * 3600},
     },
+    "endpoint-scans": {
+        "task": "endpoints.tasks.scan_due",
+        "schedule": env.float("TRUSTVIEW_ENDPOINT_SWEEP_SECONDS", default=60.0),
+        "options": {"expires": env.float("TRUSTVIEW_ENDPOINT_SWEEP_SECONDS", default=60.0) * 0.9},
+    },
+    "registration-reminder": {
+        "task": "endpoints.tasks.send_registration_reminder",
+        "schedule": crontab(minute=0, hour=env.int("TRUSTVIEW_REGISTRATION_REMINDER_HOUR", default=8)),
+        "options": {"expires": 23 * 3600},
+    },
     "monthly-status": {
         "task": "certificates.tasks.send_monthly_status",
         "schedule": crontab(minute=30, hour=7, day_of_month=1),
@@ -314,6 +325,41 @@ TRUSTVIEW_TRUST_ROOTS_EXTRA: list[str] = env.list(
 TRUSTVIEW_OCSP_TIMEOUT_SECONDS = env.float("TRUSTVIEW_OCSP_TIMEOUT_SECONDS", default=10.0)
 TRUSTVIEW_OCSP_MAX_BYTES = env.int("TRUSTVIEW_OCSP_MAX_BYTES", default=64 * 1024)
 TRUSTVIEW_OCSP_ALLOWED_HOSTS: list[str] = env.list("TRUSTVIEW_OCSP_ALLOWED_HOSTS", default=[])
+
+# TLS endpoints (endpoints.scanner). Each endpoint is scanned about every interval (jittered by a tenth);
+# the beat job looks for due endpoints every TRUSTVIEW_ENDPOINT_SWEEP_SECONDS and scans at most BATCH of
+# them per run, CONCURRENCY at once, each connection and handshake within its timeout.
+TRUSTVIEW_ENDPOINT_SCAN_INTERVAL_SECONDS = env.float(
+    "TRUSTVIEW_ENDPOINT_SCAN_INTERVAL_SECONDS", default=3600.0
+)
+TRUSTVIEW_ENDPOINT_SCAN_BATCH = env.int("TRUSTVIEW_ENDPOINT_SCAN_BATCH", default=200)
+TRUSTVIEW_ENDPOINT_CONCURRENCY = env.int("TRUSTVIEW_ENDPOINT_CONCURRENCY", default=8)
+TRUSTVIEW_ENDPOINT_CONNECT_TIMEOUT_SECONDS = env.float(
+    "TRUSTVIEW_ENDPOINT_CONNECT_TIMEOUT_SECONDS", default=5.0
+)
+TRUSTVIEW_ENDPOINT_HANDSHAKE_TIMEOUT_SECONDS = env.float(
+    "TRUSTVIEW_ENDPOINT_HANDSHAKE_TIMEOUT_SECONDS", default=5.0
+)
+# Networks the scanner never connects to, whatever a user types (server-side request forgery): link-local
+# (with the cloud metadata address 169.254.169.254), this-network, multicast and broadcast; in production
+# also loopback. Private networks stay allowed: the endpoints to watch are often inside one.
+_BLOCKED_ALWAYS = [
+    "0.0.0.0/8",
+    "169.254.0.0/16",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "::/128",
+    "fe80::/10",
+    "ff00::/8",
+    "fd00:ec2::254/128",
+]
+TRUSTVIEW_ENDPOINT_BLOCKED_NETWORKS: list[str] = env.list(
+    "TRUSTVIEW_ENDPOINT_BLOCKED_NETWORKS",
+    default=[*_BLOCKED_ALWAYS, *(["127.0.0.0/8", "::1/128"] if PRODUCTION else [])],
+)
+# An endpoint still serving a certificate this long after its renewal entered the portal is alerted
+# (renewed but not deployed); a day by default.
+TRUSTVIEW_DEPLOYMENT_GRACE_SECONDS = env.float("TRUSTVIEW_DEPLOYMENT_GRACE_SECONDS", default=86400.0)
 
 LOGGING = {
     "version": 1,

@@ -34,6 +34,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("certificates/", include("certificates.urls")),
     path("mitid/", include("mitid.urls")),
+    path("endpoints/", include("endpoints.urls")),
     path("users/", include("accounts.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
