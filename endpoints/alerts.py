@@ -100,8 +100,9 @@ def _send(problems: list[Problem], template: str, claim: str, event_message: str
 
 
 def send_registration_reminder(now: dt.datetime | None = None) -> int:
-    """Remind of open registration checklist items, once a day at most (the day's row is the claim).
-    Returns how many items the reminder listed (0: none open, or already reminded today)."""
+    """Remind of open registration checklist items: one e-mail listing each current certificate with open
+    items that was not reminded of today (its (certificate, day) row is the claim). Returns how many
+    certificates it listed (0: none open, or all reminded today already)."""
     now = now or timezone.now()
     items = open_items(now)
     if not items:
@@ -110,24 +111,31 @@ def send_registration_reminder(now: dt.datetime | None = None) -> int:
     if not to:
         log.error("%s registration item(s) are open but nobody is set to receive alerts.", len(items))
         return 0
-    try:
-        with transaction.atomic():
-            reminder = RegistrationReminder.objects.create(day=timezone.localdate(now), items=len(items))
-    except IntegrityError:
-        return 0  # reminded today already
-    by_certificate: dict[int, dict[str, Any]] = {}
+    day = timezone.localdate(now)
+    entries: dict[int, dict[str, Any]] = {}
+    claims: list[int] = []
     for item in items:
-        entry = by_certificate.setdefault(
-            item.certificate_id, {"certificate": item.certificate, "places": []}
-        )
-        entry["places"].append(item.place)
+        if item.certificate_id not in entries:
+            try:
+                with transaction.atomic():
+                    claim = RegistrationReminder.objects.create(certificate=item.certificate, day=day)
+            except IntegrityError:
+                entries[item.certificate_id] = {}  # reminded today already
+                continue
+            claims.append(claim.pk)
+            entries[item.certificate_id] = {"certificate": item.certificate, "places": []}
+        if entries[item.certificate_id]:
+            entries[item.certificate_id]["places"].append(item.place)
+    listed = [entry for entry in entries.values() if entry]
+    if not listed:
+        return 0
     try:
-        send("registration_reminder", {"entries": list(by_certificate.values())}, to)
+        send("registration_reminder", {"entries": listed}, to)
     except OSError:
         log.exception("Could not send the registration reminder; the next run tries again")
-        reminder.delete()
+        RegistrationReminder.objects.filter(pk__in=claims).delete()
         return 0
-    return len(items)
+    return len(listed)
 
 
 def _english(kind: str) -> str:

@@ -219,15 +219,21 @@ class RegistrationItem(models.Model):
 
 
 class RegistrationReminder(models.Model):
-    """The day a reminder about open registration items was sent: one row per day (unique), claimed
-    before sending, so the reminder goes out at most once a day."""
+    """That a certificate's open registration items were reminded of on a day: one row per (certificate,
+    day), claimed before sending, so each certificate is reminded at most once a day, and a checklist made
+    by a renewal is reminded of at once rather than at the next daily run."""
 
-    day = models.DateField(unique=True)
+    certificate = models.ForeignKey(Certificate, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
     sent_at = models.DateTimeField(default=timezone.now)
-    items = models.PositiveIntegerField(default=0)
 
     class Meta:
-        ordering = ["-day"]
+        ordering = ["-day", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["certificate", "day"], name="one_reminder_per_certificate_and_day"
+            )
+        ]
 
     def __str__(self) -> str:
-        return f"Registration reminder {self.day}"
+        return f"Registration reminder {self.day} ({self.certificate_id})"

@@ -16,6 +16,7 @@ from . import services, tasks
 
 @receiver(certificate_superseded, dispatch_uid="endpoints.superseded")
 def superseded(sender: Any, old: Certificate, new: Certificate, **kwargs: Any) -> None:
-    services.copy_checklist(old, new)
+    if services.copy_checklist(old, new):
+        tasks.remind_on_commit()
     if services.rescan_after_renewal(old):
         tasks.scan_due_on_commit()

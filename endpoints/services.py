@@ -440,12 +440,19 @@ def judge(endpoint: Endpoint, scan: Scan, now: dt.datetime) -> None:
             found[ProblemKind.NAME_MISMATCH] = (certificate, now)
         if scan.chain_complete is False:
             found[ProblemKind.CHAIN_INCOMPLETE] = (certificate, now)
-    # A problem about another certificate than the one served now (the endpoint changed certificate,
-    # both superseded) closes, and the new one opens: each certificate's problem is told on its own.
     for problem in Problem.objects.filter(endpoint=endpoint, closed_at=None):
         kind = ProblemKind(problem.kind)
-        if kind in judged and (kind not in found or found[kind][0] != problem.certificate):
+        if kind not in judged:
+            continue
+        if kind not in found:
             Problem.objects.filter(pk=problem.pk, closed_at=None).update(closed_at=now)
+        elif kind == ProblemKind.SUPERSEDED and found[kind][0] != problem.certificate:
+            # Another superseded certificate than before: that one's grace period starts anew.
+            Problem.objects.filter(pk=problem.pk, closed_at=None).update(closed_at=now)
+        elif found[kind][0] != problem.certificate:
+            # The same trouble with the certificate served now (a new one with the same wrong name, say):
+            # still one problem, told once, not a "cleared" and a new alert.
+            Problem.objects.filter(pk=problem.pk).update(certificate=found[kind][0])
     still_open = set(Problem.objects.filter(endpoint=endpoint, closed_at=None).values_list("kind", flat=True))
     for kind, (certificate, due_at) in found.items():
         if kind in still_open:

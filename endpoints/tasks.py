@@ -45,3 +45,8 @@ def scan_due_on_commit() -> None:
 def tell_on_commit() -> None:
     """Send what a scan made due (a scan from the endpoint's page) once its transaction commits."""
     transaction.on_commit(lambda: _queue(tell))
+
+
+def remind_on_commit() -> None:
+    """Remind of a checklist a renewal has just made, once its transaction commits."""
+    transaction.on_commit(lambda: _queue(send_registration_reminder))

@@ -112,6 +112,13 @@ def test_name_mismatch_and_incomplete_chain_are_recorded_and_alerted_once(
     (message,) = mail.outbox
     assert "is not for www.example.dk" in message.body and "without every issuing CA" in message.body
     assert alerts.tell() == {"alerted": 0, "cleared": 0}
+    # Another certificate, now with its chain, still for the wrong name: the chain problem clears (said
+    # once); the name problem goes on as the same problem, not alerted again.
+    with s_server(tmp_path, pki["renewal"], [pki["issuing"]], port=endpoint.port):
+        services.scan_endpoint(endpoint)
+    assert alerts.tell() == {"alerted": 0, "cleared": 1}
+    assert "Chain incomplete" in mail.outbox[1].subject
+    assert Problem.objects.get(closed_at=None).kind == ProblemKind.NAME_MISMATCH
 
 
 def test_refused_timeout_and_unresolved_say_what_happened(organisation, alert_settings):  # type: ignore[no-untyped-def]
@@ -243,6 +250,8 @@ def test_registration_checklist_follows_the_renewal_reminds_daily_and_records_wh
     assert alerts.send_registration_reminder() == 1
     assert "TastSelv Erhverv" in mail.outbox[0].body
     assert alerts.send_registration_reminder() == 0  # once a day
+    tomorrow = timezone.now() + dt.timedelta(days=1)
+    assert alerts.send_registration_reminder(tomorrow) == 1  # and again the next day while it is open
     assert olga_client.post(reverse("endpoints:registration-tick", args=[item.pk])).status_code == 302
     item.refresh_from_db()
     assert item.done and item.done_by_label == "olga"
@@ -250,5 +259,4 @@ def test_registration_checklist_follows_the_renewal_reminds_daily_and_records_wh
         certificate=renewal.certificate, kind=EventKind.REGISTRATION, actor_label="olga"
     )
     assert "TastSelv Erhverv" in ticked.text
-    tomorrow = timezone.now() + dt.timedelta(days=1)
-    assert alerts.send_registration_reminder(tomorrow) == 0  # nothing open any more
+    assert alerts.send_registration_reminder(tomorrow + dt.timedelta(days=1)) == 0  # nothing open any more
