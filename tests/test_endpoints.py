@@ -25,7 +25,7 @@ from endpoints.models import Endpoint, Problem, RegistrationItem
 
 from .conftest import user_with_role
 from .pki import NOW, Issued, make_ca, make_leaf, oces3_subject
-from .support.tls_servers import free_port, s_server, silent_server, smtp_starttls_server
+from .support.tls_servers import free_port, s_server, silent_server, starttls_server
 
 pytestmark = pytest.mark.django_db
 
@@ -136,16 +136,33 @@ def test_refused_timeout_and_unresolved_say_what_happened(organisation, alert_se
     assert "refused the connection" in mail.outbox[0].body
 
 
-def test_smtp_starttls(tmp_path: Path, pki, organisation):  # type: ignore[no-untyped-def]
-    with smtp_starttls_server(pki["leaf"], tmp_path) as port:
-        scan = services.scan_endpoint(endpoint_at(port, organisation, protocol="smtp"))
+def test_a_server_that_does_not_speak_tls_is_a_handshake_failure(tmp_path: Path, pki, organisation):  # type: ignore[no-untyped-def]
+    with starttls_server(pki["leaf"], tmp_path) as port:  # plain SMTP greeting, scanned as direct TLS
+        scan = services.scan_endpoint(endpoint_at(port, organisation, protocol="tls"))
+    assert scan.error_code == ErrorCode.HANDSHAKE
+    assert scan.error_text.startswith("The TLS handshake failed: ")
+
+
+@pytest.mark.parametrize("protocol", ["smtp", "imap", "ldap"])
+def test_starttls(tmp_path: Path, pki, organisation, protocol):  # type: ignore[no-untyped-def]
+    with starttls_server(pki["leaf"], tmp_path, protocol) as port:
+        scan = services.scan_endpoint(endpoint_at(port, organisation, protocol=protocol))
     assert scan.ok, scan.error_text
     assert scan.fingerprint_sha256 == fingerprint(pki["leaf"].certificate)
+
+
+def test_a_server_that_refuses_starttls_says_so(tmp_path: Path, pki, organisation):  # type: ignore[no-untyped-def]
+    with starttls_server(pki["leaf"], tmp_path, "smtp") as port:  # an SMTP server, scanned as IMAP
+        scan = services.scan_endpoint(endpoint_at(port, organisation, protocol="imap"))
+    assert scan.error_code == ErrorCode.STARTTLS
+    assert scan.error_text == "The server did not accept STARTTLS: greeting: 220 mail.example ESMTP ready."
 
 
 def test_blocked_addresses_are_refused_before_any_connection(settings, organisation, alice):  # type: ignore[no-untyped-def]
     with pytest.raises(services.EndpointInputError, match="may not reach"):
         services.clean_spec("169.254.169.254", "80", "tls", "")
+    with pytest.raises(services.EndpointInputError, match="may not reach"):
+        services.clean_spec("[::ffff:169.254.169.254]:443", "", "tls", "")  # the same, as IPv4-mapped IPv6
     # A name that resolves into a blocked network is refused at scan time, on the resolved address.
     settings.TRUSTVIEW_ENDPOINT_BLOCKED_NETWORKS = [
         *settings.TRUSTVIEW_ENDPOINT_BLOCKED_NETWORKS,

@@ -225,6 +225,7 @@ TRUSTVIEW_SWEEP_SECONDS = env.float("TRUSTVIEW_SWEEP_SECONDS", default=60.0)
 # intervals, except within the grace period after the web process started.
 TRUSTVIEW_SCHEDULER_SWEEP_MARGIN = env.float("TRUSTVIEW_SCHEDULER_SWEEP_MARGIN", default=3.0)
 TRUSTVIEW_SCHEDULER_GRACE_SECONDS = env.float("TRUSTVIEW_SCHEDULER_GRACE_SECONDS", default=300.0)
+TRUSTVIEW_ENDPOINT_SWEEP_SECONDS = env.float("TRUSTVIEW_ENDPOINT_SWEEP_SECONDS", default=60.0)
 CELERY_BEAT_SCHEDULE = {
     "renewal-sweep": {
         "task": "certificates.tasks.sweep",
@@ -241,10 +242,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=45, hour=env.int("TRUSTVIEW_REVOCATION_CHECK_HOUR", default=5)),
         "options": {"expires": 23 * 3600},
     },
+    # Scans the TLS endpoints that are due (endpoints.services.scan_due), then sends the endpoint alerts.
     "endpoint-scans": {
         "task": "endpoints.tasks.scan_due",
-        "schedule": env.float("TRUSTVIEW_ENDPOINT_SWEEP_SECONDS", default=60.0),
-        "options": {"expires": env.float("TRUSTVIEW_ENDPOINT_SWEEP_SECONDS", default=60.0) * 0.9},
+        "schedule": TRUSTVIEW_ENDPOINT_SWEEP_SECONDS,
+        "options": {"expires": TRUSTVIEW_ENDPOINT_SWEEP_SECONDS * 0.9},
     },
     "registration-reminder": {
         "task": "endpoints.tasks.send_registration_reminder",

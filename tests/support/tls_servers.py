@@ -1,5 +1,5 @@
 """Real TLS servers on loopback for the endpoint scanner's tests: OpenSSL's `s_server` for direct TLS, and
-a small SMTP server with STARTTLS on Python's ssl module (in a thread)."""
+small SMTP, IMAP and LDAP servers with STARTTLS on Python's ssl module (in a thread)."""
 
 from __future__ import annotations
 
@@ -79,12 +79,44 @@ def s_server(
         process.wait(timeout=10)
 
 
+def _smtp(conn: socket.socket) -> bool:
+    conn.sendall(b"220 mail.example ESMTP ready\r\n")
+    conn.recv(1024)  # EHLO
+    conn.sendall(b"250-mail.example\r\n250-SIZE 1000000\r\n250 STARTTLS\r\n")
+    if not conn.recv(1024).upper().startswith(b"STARTTLS"):
+        return False
+    conn.sendall(b"220 Go ahead\r\n")
+    return True
+
+
+def _imap(conn: socket.socket) -> bool:
+    conn.sendall(b"* OK [CAPABILITY IMAP4rev1 STARTTLS] ready\r\n")
+    tag, _, command = conn.recv(1024).partition(b" ")
+    if not command.upper().startswith(b"STARTTLS"):
+        return False
+    conn.sendall(tag + b" OK Begin TLS negotiation now\r\n")
+    return True
+
+
+def _ldap(conn: socket.socket) -> bool:
+    request = conn.recv(1024)
+    if b"1.3.6.1.4.1.1466.20037" not in request:
+        return False
+    # ExtendedResponse, message id 1: resultCode success, empty matchedDN and diagnosticMessage.
+    conn.sendall(bytes([0x30, 0x0C, 0x02, 0x01, 0x01, 0x78, 0x07, 0x0A, 0x01, 0x00, 0x04, 0x00, 0x04, 0x00]))
+    return True
+
+
+DIALOGUES = {"smtp": _smtp, "imap": _imap, "ldap": _ldap}
+
+
 @contextlib.contextmanager
-def smtp_starttls_server(leaf: Issued, directory: Path) -> Iterator[int]:
-    """An SMTP server that offers STARTTLS and then shakes hands with `leaf`; one thread, loopback."""
+def starttls_server(leaf: Issued, directory: Path, protocol: str = "smtp") -> Iterator[int]:
+    """A server that speaks the protocol's STARTTLS (SMTP, IMAP or LDAP) and then shakes hands with `leaf`;
+    one thread, loopback. Anything else than the STARTTLS command ends the connection."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    cert = write_pem(directory, "smtp.pem", leaf)
-    key = directory / "smtp.key"
+    cert = write_pem(directory, f"{protocol}.pem", leaf)
+    key = directory / f"{protocol}.key"
     key.write_bytes(leaf.key_pem())
     context.load_cert_chain(cert, key)
     listener = socket.create_server(("127.0.0.1", 0))
@@ -103,12 +135,8 @@ def smtp_starttls_server(leaf: Issued, directory: Path) -> Iterator[int]:
             with conn:
                 conn.settimeout(5)
                 try:
-                    conn.sendall(b"220 mail.example ESMTP ready\r\n")
-                    conn.recv(1024)  # EHLO
-                    conn.sendall(b"250-mail.example\r\n250-SIZE 1000000\r\n250 STARTTLS\r\n")
-                    if not conn.recv(1024).upper().startswith(b"STARTTLS"):
+                    if not DIALOGUES[protocol](conn):
                         continue
-                    conn.sendall(b"220 Go ahead\r\n")
                     with context.wrap_socket(conn, server_side=True) as tls, contextlib.suppress(OSError):
                         tls.recv(1)
                 except OSError:
