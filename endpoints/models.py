@@ -11,6 +11,7 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from certificates.choices import LifecycleState
 from certificates.models import Certificate, Organization, organisation_limit
@@ -127,8 +128,6 @@ class Scan(models.Model):
     @property
     def error_text(self) -> str:
         """The error sentence in the reader's language (stored in English with its fields)."""
-        from django.utils.translation import gettext
-
         try:
             return gettext(self.error) % self.error_detail
         except (KeyError, ValueError, TypeError):

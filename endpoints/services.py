@@ -68,7 +68,7 @@ class EndpointSpec:
     protocol: str
 
 
-def clean_host(text: str, what: str = "host") -> str:
+def clean_host(text: str) -> str:
     """A host name (IDNA-encoded, lower case) or an IP address; anything else (a URL, a path, a port)
     raises EndpointInputError. An address in a blocked network is refused here too."""
     text = text.strip().strip("[]")
@@ -211,7 +211,11 @@ def parse_bulk(text: str) -> list[EndpointSpec]:
             continue
         dialect = csv.excel_tab if "\t" in stripped else csv.excel
         delimiter = ";" if ";" in stripped and "," not in stripped else dialect.delimiter
-        fields = next(csv.reader(io.StringIO(stripped), dialect=dialect, delimiter=delimiter))
+        try:
+            fields = next(csv.reader(io.StringIO(stripped), dialect=dialect, delimiter=delimiter))
+        except csv.Error as error:
+            errors.append(gettext("Line %(line)s: %(error)s") % {"line": number, "error": error})
+            continue
         fields = [f.strip() for f in fields] + ["", "", ""]
         if number == 1 and fields[0].lower() == "host":
             continue
@@ -270,8 +274,8 @@ def next_scan(now: dt.datetime) -> dt.datetime:
 
 def scan_endpoint(endpoint: Endpoint, now: dt.datetime | None = None) -> Scan:
     """Scan one endpoint now (the "Scan now" button) and record what it served."""
-    (scan,) = scan_many([endpoint], now)
-    return scan
+    observation = scanner.scan(target(endpoint))
+    return record(endpoint, observation, TrustStore.load(), now or timezone.now())
 
 
 def scan_many(endpoints: list[Endpoint], now: dt.datetime | None = None) -> list[Scan]:
