@@ -25,6 +25,7 @@ from .support.processes import (
     Simulator,
     free_port,
     manage,
+    migrate,
     portal_env,
     postgres_database,
     redis_server,
@@ -136,7 +137,7 @@ def gunicorn(env: dict[str, str], log_dir: Path) -> Iterator[str]:
 def test_gunicorn_serves_the_portal_in_production_mode(simulator: Simulator, tmp_path: Path):
     closed_port = free_port()
     env = production_env(tmp_path, simulator, REDIS_URL=f"redis://:redis-secret-pw@127.0.0.1:{closed_port}/0")
-    manage(env, "migrate", "--noinput")
+    migrate(env)
     manage(env, "collectstatic", "--noinput")  # what the image does when it is built
     with gunicorn(env, tmp_path) as url:
         assert requests.get(url + "/healthz", timeout=10).json() == {"status": "ok"}
