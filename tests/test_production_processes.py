@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
+import pytest
 import requests
 from cryptography.fernet import Fernet
 
@@ -34,6 +35,9 @@ from .support.processes import (
     wait_for_http,
 )
 from .test_scheduler_processes import AGE_SECONDS, LIFETIME_MINUTES, issue_through_the_page
+
+# Starts processes (or a browser) and takes seconds: pytest-xdist hands these out first.
+pytestmark = pytest.mark.slow
 
 ADMIN = ("ops", "ops-password-42")
 

@@ -67,6 +67,9 @@ FAST = {
 ISSUE = """
 import json, sys
 from mitid.services import issue_certificate
+
+# Starts processes (or a browser) and takes seconds: pytest-xdist hands these out first.
+pytestmark = pytest.mark.slow
 for profile in json.load(sys.stdin):
     issue_certificate(environment="test", actor="test", **profile)
 """
