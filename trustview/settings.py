@@ -224,6 +224,10 @@ TRUSTVIEW_SWEEP_SECONDS = env.float("TRUSTVIEW_SWEEP_SECONDS", default=60.0)
 # intervals, except within the grace period after the web process started.
 TRUSTVIEW_SCHEDULER_SWEEP_MARGIN = env.float("TRUSTVIEW_SCHEDULER_SWEEP_MARGIN", default=3.0)
 TRUSTVIEW_SCHEDULER_GRACE_SECONDS = env.float("TRUSTVIEW_SCHEDULER_GRACE_SECONDS", default=300.0)
+# How often each worker and beat check that the sweep runs (trustview/celery.py), so that a person hears
+# of a stopped beat or of stopped workers without a monitor polling /scheduler.
+TRUSTVIEW_SCHEDULER_CHECK_SECONDS = env.float("TRUSTVIEW_SCHEDULER_CHECK_SECONDS", default=60.0)
+CELERY_BEAT_SCHEDULER = "trustview.celery:WatchfulScheduler"
 CELERY_BEAT_SCHEDULE = {
     "renewal-sweep": {
         "task": "certificates.tasks.sweep",
