@@ -47,6 +47,9 @@ from .support.processes import (
     running_simulator,
 )
 
+# Starts processes (or a browser) and takes seconds: pytest-xdist hands these out first.
+pytestmark = pytest.mark.slow
+
 LIFETIME_MINUTES = 5
 AGE_SECONDS = 200  # two thirds of the lifetime: due at once, 100 seconds left
 CVR = "51515151"
@@ -67,9 +70,6 @@ FAST = {
 ISSUE = """
 import json, sys
 from mitid.services import issue_certificate
-
-# Starts processes (or a browser) and takes seconds: pytest-xdist hands these out first.
-pytestmark = pytest.mark.slow
 for profile in json.load(sys.stdin):
     issue_certificate(environment="test", actor="test", **profile)
 """

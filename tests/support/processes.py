@@ -88,7 +88,11 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes] | None, timeout: 
 
 
 def wait_for_http(
-    url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 30, read_timeout: float = 1
+    url: str,
+    process: subprocess.Popen[bytes],
+    log: Path,
+    timeout: float = START_TIMEOUT_SECONDS,
+    read_timeout: float = 1,
 ) -> None:
     deadline = time.monotonic() + timeout
     while True:
