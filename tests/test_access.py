@@ -57,6 +57,8 @@ RULES: dict[str, tuple[str, str]] = {
     "accounts:user-edit": ("auth.change_user",) * 2,
     "two-factor": (LOGGED_IN, LOGGED_IN),
     "two-factor-verify": (LOGGED_IN, LOGGED_IN),
+    "api-tokens": (LOGGED_IN, LOGGED_IN),  # each user's own tokens only
+    "api-token-revoke": (LOGGED_IN, LOGGED_IN),
     "audit": ("accounts.view_auditentry",) * 2,
 }
 ROLES = [None, "Viewer", "Operator", "Administrator"]
@@ -90,7 +92,15 @@ def objects(django_user_model):  # type: ignore[no-untyped-def]
         environment="test",
     )
     other = django_user_model.objects.create_user("someone", "someone@example.dk", "x-pw-1")
-    return {"certificates": outcome.certificate.pk, "mitid": profile.pk, "accounts": other.pk}
+    from accounts.models import ApiToken
+
+    token = ApiToken.objects.create(user=other, name="theirs", prefix="tv_abcdef", digest="0" * 64)
+    return {
+        "certificates": outcome.certificate.pk,
+        "mitid": profile.pk,
+        "accounts": other.pk,
+        "": token.pk,
+    }
 
 
 def url_for(name: str, objects: dict[str, int]) -> str:
