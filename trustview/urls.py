@@ -37,6 +37,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("certificates/", include("certificates.urls")),
     path("mitid/", include("mitid.urls")),
+    path("api/", include("api.urls")),
     path("users/", include("accounts.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
