@@ -19,6 +19,7 @@ from certificates.models import Certificate, Order, Organization
 from certificates.renewal import advance_order
 from certificates.services import import_certificate_file
 
+from . import pki
 from .conftest import ALL_FIXTURES, SKAT_CVR, SYSTEM_2023, SYSTEM_2026, oces3, user_with_role
 
 pytestmark = pytest.mark.django_db
@@ -52,7 +53,7 @@ def test_a_script_lists_what_expires_within_30_days_renews_one_and_polls_its_ord
     simulator.cli("set-validity", "--minutes", str(20 * 24 * 60))
     soon = renewable(cvr="31313131", name="Snart")
     simulator.cli("set-validity", "--default")
-    renewable(cvr="32323232", name="Senere")
+    import_certificate_file(oces3(SYSTEM_2026), actor="test")  # valid to 2029
     script = api_client(user_with_role(django_user_model, "script", "Operator"))
 
     listed = script.get("/api/v1/certificates/", {"expires_within": 30})
@@ -114,21 +115,25 @@ def test_roles_and_tokens_decide_what_answers(fixtures_imported, django_user_mod
     assert_problem(Client().get("/api/v1/certificates/"), 401)
 
 
-def test_organisation_limits_hide_other_organisations(fixtures_imported, renewable, django_user_model):
-    other = renewable(cvr="41414141", name="Andet")
+def test_organisation_limits_hide_other_organisations(fixtures_imported, django_user_model):
+    other = Certificate.objects.get(cvr=SKAT_CVR, not_after__year=2026)
+    Certificate.objects.filter(pk=other.pk).update(
+        organization=Organization.objects.create(cvr="41414141", name="Andet"), cvr="41414141"
+    )
     limited = user_with_role(django_user_model, "lis", "Operator")
     limit_to_organisations(limited, [Organization.objects.get(cvr=SKAT_CVR)])
     script = api_client(limited)
     listed = script.get("/api/v1/certificates/", {"page_size": 500}).json()["results"]
-    assert listed and {c["cvr"] for c in listed} == {SKAT_CVR}
+    assert [c["cvr"] for c in listed] == [SKAT_CVR]
     assert_problem(script.get(f"/api/v1/certificates/{other.pk}/"), 404)
     assert_problem(script.post(f"/api/v1/certificates/{other.pk}/renew/"), 404)
     assert {o["cvr"] for o in script.get("/api/v1/organisations/").json()["results"]} == {SKAT_CVR}
     assert script.get("/api/v1/events/", {"certificate": other.pk}).json()["results"] == []
+    assert script.get("/api/v1/events/").json()["count"] >= 1
     assert Order.objects.count() == 0
 
 
-def test_import_detail_settings_and_pkcs12_use_the_pages_services(renewable, django_user_model):
+def test_import_detail_settings_and_pkcs12_use_the_pages_services(django_user_model):
     operator = api_client(user_with_role(django_user_model, "olga", "Operator"))
     answer = operator.post("/api/v1/certificates/import/", {"file": _upload(SYSTEM_2023)})
     assert answer.status_code == 201 and answer.json()["certificates"][0]["message"].startswith("Imported")
@@ -148,7 +153,10 @@ def test_import_detail_settings_and_pkcs12_use_the_pages_services(renewable, dja
     )
     assert saved.json()["changed"] is True and not Certificate.objects.get(pk=pk).auto_renew
 
-    held = renewable(cvr="51515151")
+    root = pki.make_ca()
+    leaf = pki.make_leaf(root)
+    (imported,) = import_certificate_file(leaf.pem + leaf.key_pem(), actor="test")
+    held = imported.certificate
     admin = api_client(user_with_role(django_user_model, "alice", "Administrator"))
     made = admin.post(f"/api/v1/certificates/{held.pk}/pkcs12/")
     assert made.status_code == 200 and made["Cache-Control"] == "no-store"
