@@ -51,7 +51,9 @@ def once(request: Request, run: Callable[[], Response]) -> Response:
     if response.status_code < 500:
         try:
             with transaction.atomic():
-                IdempotentRequest.objects.filter(user=user.pk, key=key).delete()  # one older than the window
+                # Answers older than the window are of no more use (this key's too, if it had one).
+                IdempotentRequest.objects.filter(created_at__lte=timezone.now() - IDEMPOTENCY_WINDOW).delete()
+                IdempotentRequest.objects.filter(user=user.pk, key=key).delete()
                 IdempotentRequest.objects.create(
                     user_id=user.pk,
                     key=key,

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.contrib.auth.decorators import login_not_required, login_required
 from django.urls import path
+from django.views.decorators.debug import sensitive_post_parameters
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from . import views
@@ -24,7 +25,12 @@ urlpatterns = [
     path("v1/certificates/", api(views.CertificateList), name="certificate-list"),
     path("v1/certificates/export.csv", api(views.CertificateExport), name="certificate-export"),
     path("v1/certificates/import/", api(views.CertificateImport), name="certificate-import"),
-    path("v1/certificates/issue/", api(views.CertificateIssue), name="certificate-issue"),
+    # The PIN is left out of Django's error reports, as on the Issue page.
+    path(
+        "v1/certificates/issue/",
+        sensitive_post_parameters("pin")(api(views.CertificateIssue)),
+        name="certificate-issue",
+    ),
     path("v1/certificates/<int:pk>/", api(views.CertificateDetail), name="certificate-detail"),
     path("v1/certificates/<int:pk>/renew/", api(views.CertificateRenew), name="certificate-renew"),
     path(
