@@ -223,3 +223,14 @@ def test_the_list_filters_and_pages_like_the_list_page(fixtures_imported, django
     invalid = assert_problem(script.get("/api/v1/certificates/", {"expires_within": "soon"}), 400)
     assert "expires_within" in invalid["errors"]
     assert script.get("/api/v1/certificates/", {"q": SYSTEM_2026[:0] + "19552101"}).json()["count"] == 2
+
+
+def test_a_session_that_still_owes_its_two_factor_code_opens_nothing(alice, fixtures_imported):
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    TOTPDevice.objects.create(user=alice, name="trustview", confirmed=True)
+    browser = Client()
+    browser.force_login(alice)  # the password step only
+    refused = assert_problem(browser.get("/api/v1/certificates/"), 401)
+    assert "two-factor" in refused["detail"]
+    assert api_client(alice).get("/api/v1/certificates/").status_code == 200  # a token made after it
