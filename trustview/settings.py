@@ -68,6 +68,10 @@ INSTALLED_APPS = [
     "certificates",
     "mitid",
     "accounts",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served as static files (no CDN)
+    "api",
     "endpoints",
 ]
 
@@ -133,6 +137,40 @@ CONTENT_SECURITY_POLICY = {
         "form-action": ["'self'"],
         "frame-ancestors": ["'none'"],
     }
+}
+
+# The REST API (api/): Bearer tokens or the session (with CSRF), the pages' permissions, JSON only, and
+# errors as problem+json (api.problems). Its schema and documentation come from drf-spectacular.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.authentication.BearerTokenAuthentication",
+        "api.authentication.VerifiedSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "api.problems.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_VERSIONING_CLASS": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "trustview API",
+    "DESCRIPTION": "Certificates, renewals and MitID Erhverv issuing, as on the portal's pages. Send "
+    "`Authorization: Bearer <token>` (make a token on the API tokens page). Errors are "
+    "application/problem+json (RFC 9457).",
+    "VERSION": "1",
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "EnvironmentEnum": "certificates.choices.Environment",
+        "LifecycleStateEnum": "certificates.choices.LifecycleState",
+        "OrderStateEnum": "certificates.choices.OrderState",
+    },
 }
 
 ROOT_URLCONF = "trustview.urls"
@@ -226,6 +264,10 @@ TRUSTVIEW_SWEEP_SECONDS = env.float("TRUSTVIEW_SWEEP_SECONDS", default=60.0)
 TRUSTVIEW_SCHEDULER_SWEEP_MARGIN = env.float("TRUSTVIEW_SCHEDULER_SWEEP_MARGIN", default=3.0)
 TRUSTVIEW_SCHEDULER_GRACE_SECONDS = env.float("TRUSTVIEW_SCHEDULER_GRACE_SECONDS", default=300.0)
 TRUSTVIEW_ENDPOINT_SWEEP_SECONDS = env.float("TRUSTVIEW_ENDPOINT_SWEEP_SECONDS", default=60.0)
+# How often each worker and beat check that the sweep runs (trustview/celery.py), so that a person hears
+# of a stopped beat or of stopped workers without a monitor polling /scheduler.
+TRUSTVIEW_SCHEDULER_CHECK_SECONDS = env.float("TRUSTVIEW_SCHEDULER_CHECK_SECONDS", default=60.0)
+CELERY_BEAT_SCHEDULER = "trustview.celery:WatchfulScheduler"
 CELERY_BEAT_SCHEDULE = {
     "renewal-sweep": {
         "task": "certificates.tasks.sweep",
