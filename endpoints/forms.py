@@ -37,7 +37,9 @@ class EndpointForm(_OrganisationMixin, forms.Form):
     port = forms.CharField(
         label=_("Port"), max_length=5, required=False, help_text=_("Empty: the protocol's usual port.")
     )
-    protocol = forms.ChoiceField(label=_("Protocol"), choices=Protocol.choices, initial=Protocol.TLS)
+    protocol = forms.ChoiceField(
+        label=_("Protocol"), choices=Protocol.choices, initial=Protocol.TLS, required=False
+    )
     sni = forms.CharField(
         label=_("SNI name"),
         max_length=300,

@@ -277,3 +277,39 @@ def test_registration_checklist_follows_the_renewal_reminds_daily_and_records_wh
     )
     assert "TastSelv Erhverv" in ticked.text
     assert alerts.send_registration_reminder(tomorrow + dt.timedelta(days=1)) == 0  # nothing open any more
+
+
+def test_the_api_adds_lists_and_scans_endpoints_within_the_users_organisations(
+    tmp_path: Path, pki, organisation, django_user_model
+):  # type: ignore[no-untyped-def]
+    from accounts.tokens import create_token
+
+    operator = user_with_role(django_user_model, "script", "Operator")
+    limit_to_organisations(operator, [organisation])
+    _row, token = create_token(operator, "test")
+    api = Client(headers={"Authorization": f"Bearer {token}"})
+    with s_server(tmp_path, pki["leaf"], [pki["issuing"]]) as port:
+        body = {"host": f"127.0.0.1:{port}", "sni": NAME, "organization": organisation.pk}
+        response = api.post("/api/v1/endpoints/", body, content_type="application/json")
+        assert response.status_code == 201, response.content
+        added = response.json()
+        assert added["last_scan"]["tls_version"].startswith("TLSv1.") and added["last_scan"]["name_matches"]
+        assert added["certificate"] == Certificate.objects.get(source="endpoint").pk
+        scan = api.post(f"/api/v1/endpoints/{added['id']}/scan/").json()
+        assert scan["chain_complete"] and scan["error_code"] == ""
+    assert [e["id"] for e in api.get("/api/v1/endpoints/").json()["results"]] == [added["id"]]
+    bad = api.post(
+        "/api/v1/endpoints/bulk/",
+        {"text": "www.example.dk\nftp://x.example.dk\n", "organization": organisation.pk},
+        content_type="application/json",
+    )
+    assert bad.status_code == 400 and bad["Content-Type"] == "application/problem+json"
+    assert bad.json()["errors"]["text"] == [
+        "Line 2: “ftp://x.example.dk” is not a host name or an IP address (no https://, path or port here)."
+    ]
+    assert Endpoint.objects.count() == 1
+    theirs = Endpoint.objects.create(
+        organization=Organization.objects.create(cvr="99887766"), host="10.1.2.3", port=443
+    )
+    assert api.get(f"/api/v1/endpoints/{theirs.pk}/").status_code == 404
+    assert api.post(f"/api/v1/endpoints/{theirs.pk}/scan/").status_code == 404
