@@ -116,7 +116,10 @@ class Scan(models.Model):
 
     class Meta:
         ordering = ["-scanned_at", "-id"]
-        indexes = [models.Index(fields=["endpoint", "-scanned_at"], name="scan_endpoint_time_idx")]
+        indexes = [
+            models.Index(fields=["endpoint", "-scanned_at"], name="scan_endpoint_time_idx"),
+            models.Index(fields=["scanned_at"], name="scan_time_idx"),  # pruning old scans
+        ]
 
     def __str__(self) -> str:
         return f"{self.endpoint} at {self.scanned_at:%Y-%m-%d %H:%M}"

@@ -46,6 +46,8 @@ MAX_BULK_BYTES = 256 * 1024
 # A bulk add spreads the first scans over at most this long, so a thousand endpoints do not fire at once.
 FIRST_SCAN_SPREAD = dt.timedelta(minutes=10)
 MAX_CHAIN_DEPTH = 6
+# Scans are kept this long (each endpoint's last scan always).
+SCAN_HISTORY = dt.timedelta(days=90)
 
 _LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
 _HOST_NAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?$")
@@ -312,7 +314,19 @@ def scan_due(now: dt.datetime | None = None) -> int:
         if Endpoint.objects.filter(pk=pk, next_scan_at=was).update(next_scan_at=next_scan(now))
     ]
     endpoints = list(Endpoint.objects.filter(pk__in=claimed).select_related("organization"))
-    return len(scan_many(endpoints, now))
+    scanned = len(scan_many(endpoints, now))
+    prune_scans(now)
+    return scanned
+
+
+def prune_scans(now: dt.datetime | None = None) -> int:
+    """Forget scans older than SCAN_HISTORY, except each endpoint's last one: an hourly scan would
+    otherwise keep 8,760 rows a year per endpoint. What a certificate was served by, and when, stays
+    in the sightings. Returns how many were deleted."""
+    cutoff = (now or timezone.now()) - SCAN_HISTORY
+    last = Endpoint.objects.exclude(last_scan=None).values("last_scan")
+    deleted, _ = Scan.objects.filter(scanned_at__lt=cutoff).exclude(pk__in=last).delete()
+    return deleted
 
 
 def record(endpoint: Endpoint, observation: scanner.Observation, store: TrustStore, now: dt.datetime) -> Scan:

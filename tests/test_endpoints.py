@@ -21,7 +21,7 @@ from certificates.services import import_certificate_file
 from certificates.trust import fingerprint, trusted_ca_fields
 from endpoints import alerts, services
 from endpoints.choices import ErrorCode, ProblemKind
-from endpoints.models import Endpoint, Problem, RegistrationItem
+from endpoints.models import Endpoint, Problem, RegistrationItem, Scan
 
 from .conftest import user_with_role
 from .pki import NOW, Issued, make_ca, make_leaf, oces3_subject
@@ -134,6 +134,12 @@ def test_refused_timeout_and_unresolved_say_what_happened(organisation, alert_se
     # Each endpoint stopped answering: one alert listing the three.
     assert alerts.tell()["alerted"] == 3
     assert "refused the connection" in mail.outbox[0].body
+    # Scans are kept 90 days, but each endpoint's last scan always.
+    again = services.scan_endpoint(refused.endpoint)
+    later = timezone.now() + dt.timedelta(days=91)
+    assert services.prune_scans(later) == 1  # the first scan of the refused endpoint
+    assert not Scan.objects.filter(pk=refused.pk).exists()
+    assert Scan.objects.filter(pk=again.pk).exists() and timeout.endpoint.scans.exists()
 
 
 def test_a_server_that_does_not_speak_tls_is_a_handshake_failure(tmp_path: Path, pki, organisation):  # type: ignore[no-untyped-def]
