@@ -9,6 +9,9 @@ from rest_framework import serializers
 
 from certificates.choices import Environment, Status
 from certificates.models import Certificate, Event, Order, Organization
+from endpoints.choices import Protocol
+from endpoints.models import Endpoint, Scan
+from endpoints.models import Problem as EndpointProblem
 from mitid.models import CertificateProfile
 
 
@@ -255,3 +258,83 @@ class ProblemSerializer(serializers.Serializer):
     detail = serializers.CharField()
     code = serializers.CharField()
     errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+
+
+# --- endpoints -------------------------------------------------------------------------------------------
+
+
+class ScanSerializer(serializers.ModelSerializer):
+    """What one scan of an endpoint saw, or why it saw nothing (`error_code`, `error`)."""
+
+    certificate = serializers.PrimaryKeyRelatedField(read_only=True)
+    error = serializers.CharField(source="error_text", read_only=True)
+
+    class Meta:
+        model = Scan
+        fields = [
+            "scanned_at",
+            "address",
+            "tls_version",
+            "certificate",
+            "subject_cn",
+            "not_after",
+            "fingerprint_sha256",
+            "name_matches",
+            "chain_complete",
+            "chain_verified",
+            "verification_error",
+            "error_code",
+            "error",
+        ]
+
+
+class EndpointProblemSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = EndpointProblem
+        fields = ["kind", "certificate", "opened_at", "due_at", "alerted_at"]
+
+
+class EndpointSerializer(serializers.ModelSerializer):
+    """A watched TLS endpoint: where, how, what its last scan saw, and its open problems."""
+
+    url = serializers.HyperlinkedIdentityField(view_name="api:endpoint-detail")
+    last_scan = ScanSerializer(read_only=True)
+    problems = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Endpoint
+        fields = [
+            "id",
+            "url",
+            "host",
+            "port",
+            "sni",
+            "protocol",
+            "organization",
+            "certificate",
+            "next_scan_at",
+            "last_scan",
+            "problems",
+        ]
+
+    @extend_schema_field(EndpointProblemSerializer(many=True))
+    def get_problems(self, endpoint: Endpoint) -> Any:
+        return EndpointProblemSerializer(endpoint.problems.filter(closed_at=None), many=True).data
+
+
+class EndpointRequestSerializer(serializers.Serializer):
+    host = serializers.CharField(help_text="Host name or IP address (host:port is understood).")
+    port = serializers.IntegerField(required=False, help_text="Empty: the protocol's usual port.")
+    protocol = serializers.ChoiceField(choices=Protocol.choices, required=False)
+    sni = serializers.CharField(required=False, help_text="The name to send as SNI and to match.")
+    organization = serializers.IntegerField(required=False, help_text="Required for a user with limits.")
+
+
+class EndpointBulkRequestSerializer(serializers.Serializer):
+    text = serializers.CharField(help_text="One endpoint a line: host[:port], port, protocol, SNI name.")
+    organization = serializers.IntegerField(required=False)
+
+
+class EndpointBulkAnswerSerializer(serializers.Serializer):
+    added = EndpointSerializer(many=True)
+    present = EndpointSerializer(many=True)

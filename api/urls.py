@@ -13,7 +13,7 @@ from django.urls import path
 from django.views.decorators.debug import sensitive_post_parameters
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from . import views
+from . import endpoint_views, views
 
 
 def api(view: Any) -> Any:
@@ -46,6 +46,10 @@ urlpatterns = [
     path("v1/profiles/", api(views.ProfileList), name="profile-list"),
     path("v1/profiles/<int:pk>/", api(views.ProfileDetail), name="profile-detail"),
     path("v1/organisations/", api(views.OrganisationList), name="organisation-list"),
+    path("v1/endpoints/", api(endpoint_views.EndpointList), name="endpoint-list"),
+    path("v1/endpoints/bulk/", api(endpoint_views.EndpointBulk), name="endpoint-bulk"),
+    path("v1/endpoints/<int:pk>/", api(endpoint_views.EndpointDetail), name="endpoint-detail"),
+    path("v1/endpoints/<int:pk>/scan/", api(endpoint_views.EndpointScan), name="endpoint-scan"),
     path("schema/", login_not_required(SpectacularAPIView.as_view()), name="schema"),
     # The documentation is a page for a logged-in browser (the login redirect applies); its script is
     # fetched from the same address (?script), so the page needs no inline script under the CSP.

@@ -13,6 +13,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from certificates.models import Certificate, NotificationSettings
 from certificates.services import import_certificate_file
+from endpoints.models import Endpoint
 from mitid.models import CertificateProfile
 
 from .conftest import ALL_FIXTURES, oces3, user_with_role
@@ -77,8 +78,21 @@ RULES: dict[str, tuple[str, str]] = {
     "api:profile-list": ("mitid.view_certificateprofile",) * 2,
     "api:profile-detail": ("mitid.view_certificateprofile",) * 2,
     "api:organisation-list": ("certificates.view_organization",) * 2,
+    "api:endpoint-list": ("endpoints.view_endpoint", "endpoints.add_endpoint"),
+    "api:endpoint-bulk": ("endpoints.add_endpoint",) * 2,
+    "api:endpoint-detail": ("endpoints.view_endpoint",) * 2,
+    "api:endpoint-scan": ("endpoints.change_endpoint",) * 2,
     "api:schema": (LOGGED_IN, LOGGED_IN),
     "api:docs": (LOGGED_IN, LOGGED_IN),
+    "endpoints:list": ("endpoints.view_endpoint",) * 2,
+    "endpoints:not-deployed": ("endpoints.view_endpoint",) * 2,
+    "endpoints:detail": ("endpoints.view_endpoint",) * 2,
+    "endpoints:add": ("endpoints.add_endpoint",) * 2,
+    "endpoints:bulk": ("endpoints.add_endpoint",) * 2,
+    "endpoints:scan": ("endpoints.change_endpoint",) * 2,
+    "endpoints:delete": ("endpoints.delete_endpoint",) * 2,
+    "endpoints:registration-add": ("endpoints.change_registrationitem",) * 2,
+    "endpoints:registration-tick": ("endpoints.change_registrationitem",) * 2,
 }
 # API addresses answer an anonymous request with 401 (problem+json) instead of the login redirect.
 API_401 = {name for name in RULES if name.startswith("api:") and name != "api:docs"}
@@ -116,12 +130,17 @@ def objects(django_user_model):  # type: ignore[no-untyped-def]
     from accounts.models import ApiToken
 
     token = ApiToken.objects.create(user=other, name="theirs", prefix="tv_abcdef", digest="0" * 64)
+    # Port 9 (discard) on loopback: nothing listens, so a scan is refused at once.
+    endpoint = Endpoint.objects.create(
+        organization=outcome.certificate.organization, host="127.0.0.1", port=9
+    )
     return {
         "certificates": outcome.certificate.pk,
         "mitid": profile.pk,
         "accounts": other.pk,
         "": token.pk,
         "api": outcome.certificate.pk,
+        "endpoints": endpoint.pk,
     }
 
 

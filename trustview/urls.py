@@ -38,6 +38,7 @@ urlpatterns = [
     path("certificates/", include("certificates.urls")),
     path("mitid/", include("mitid.urls")),
     path("api/", include("api.urls")),
+    path("endpoints/", include("endpoints.urls")),
     path("users/", include("accounts.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
