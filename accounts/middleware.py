@@ -44,7 +44,12 @@ class TwoFactorMiddleware:
         user = request.user
         if not user.is_authenticated or user.is_verified():  # type: ignore[attr-defined]  # django_otp.middleware.OTPMiddleware
             return None
-        if not getattr(view_func, "login_required", True) or getattr(view_func, "two_factor_exempt", False):
+        # A public view marked `two_factor_for_sessions` (/metrics: open to allowed scrapers) still takes a
+        # logged-in user through the code step, like any page.
+        public = not getattr(view_func, "login_required", True)
+        if (public and not getattr(view_func, "two_factor_for_sessions", False)) or getattr(
+            view_func, "two_factor_exempt", False
+        ):
             return None
         if confirmed_device(user) is not None:
             return redirect_to_login(request.get_full_path(), reverse("two-factor-verify"))

@@ -716,3 +716,27 @@ class SchedulerHeartbeat(models.Model):
     def record(cls, name: str) -> None:
         """Note that the job NAME has just finished successfully."""
         cls.objects.update_or_create(name=name, defaults={"last_success_at": timezone.now()})
+
+
+class MetricCounter(models.Model):
+    """A count that only grows, kept in the database so every process (web workers, Celery workers,
+    management commands) adds to the same number and /metrics reports it as a Prometheus counter."""
+
+    IMPORT_ERRORS = "import-errors"
+
+    name = models.CharField(max_length=100, unique=True)
+    value = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.value}"
+
+    @classmethod
+    def increment(cls, name: str) -> None:
+        """Add one to the counter NAME (created at zero on first use), atomically in the database."""
+        if not cls.objects.filter(name=name).update(value=models.F("value") + 1):
+            cls.objects.get_or_create(name=name)
+            cls.objects.filter(name=name).update(value=models.F("value") + 1)
+
+    @classmethod
+    def read(cls, name: str) -> int:
+        return cls.objects.filter(name=name).values_list("value", flat=True).first() or 0

@@ -24,7 +24,7 @@ from django.utils.translation import gettext, gettext_noop
 
 from . import vault
 from .choices import EventKind, LifecycleState, Source
-from .models import Certificate, CertificateContact, Event, Organization, organisation_limit
+from .models import Certificate, CertificateContact, Event, MetricCounter, Organization, organisation_limit
 from .trust import TrustStore, Verdict, issued_by
 from .x509 import (
     Bundle,
@@ -104,7 +104,18 @@ def import_certificate_file(
     All or nothing: raises CertificateFileError with a sentence for the user, and then stores nothing.
     The same certificate twice is one certificate; one with the OCES UUID of a stored certificate is
     linked into that certificate's renewal chain.
+    Every refused file adds one to the import-errors counter that /metrics reports.
     """
+    try:
+        return _import_certificate_file(data, password=password, actor=actor, filename=filename)
+    except CertificateFileError:
+        MetricCounter.increment(MetricCounter.IMPORT_ERRORS)
+        raise
+
+
+def _import_certificate_file(
+    data: bytes, *, password: str | None, actor: Actor, filename: str
+) -> list[ImportOutcome]:
     limit = settings.TRUSTVIEW_IMPORT_MAX_BYTES
     if len(data) > limit:
         raise CertificateFileError(

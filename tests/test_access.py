@@ -58,7 +58,10 @@ RULES: dict[str, tuple[str, str]] = {
     "two-factor": (LOGGED_IN, LOGGED_IN),
     "two-factor-verify": (LOGGED_IN, LOGGED_IN),
     "audit": ("accounts.view_auditentry",) * 2,
+    "metrics": ("certificates.view_certificate",) * 2,
 }
+# URLs for machines (scrapers, scripts): an anonymous request gets 401 rather than the login page.
+MACHINE_URLS = {"metrics"}
 ROLES = [None, "Viewer", "Operator", "Administrator"]
 
 
@@ -142,7 +145,9 @@ def test_anonymous_visitors_are_sent_to_the_login_page_except_for_public_urls(ob
     for name in url_names():
         url = url_for(name, objects)
         response = client.get(url)
-        if RULES[name][0] == PUBLIC:
+        if name in MACHINE_URLS:
+            assert response.status_code == 401, name
+        elif RULES[name][0] == PUBLIC:
             assert response.status_code in (200, 302, 405, 503) and "/accounts/login/" not in response.get(
                 "Location", ""
             ), name

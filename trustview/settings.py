@@ -7,6 +7,7 @@ servers to install: SQLite and generated development secrets under var/, e-mail 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import secrets
 from pathlib import Path
 
@@ -106,8 +107,9 @@ AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 # Behind a proxy (docker-compose's gunicorn behind a load balancer) set the header that carries the
 # client's address, e.g. TRUSTVIEW_CLIENT_IP_HEADER=HTTP_X_FORWARDED_FOR; default: the socket's address.
+TRUSTVIEW_CLIENT_IP_HEADER = env.str("TRUSTVIEW_CLIENT_IP_HEADER", default="")
 AXES_IPWARE_META_PRECEDENCE_ORDER = [
-    *([h] if (h := env.str("TRUSTVIEW_CLIENT_IP_HEADER", default="")) else []),
+    *([TRUSTVIEW_CLIENT_IP_HEADER] if TRUSTVIEW_CLIENT_IP_HEADER else []),
     "REMOTE_ADDR",
 ]
 
@@ -314,6 +316,21 @@ TRUSTVIEW_TRUST_ROOTS_EXTRA: list[str] = env.list(
 TRUSTVIEW_OCSP_TIMEOUT_SECONDS = env.float("TRUSTVIEW_OCSP_TIMEOUT_SECONDS", default=10.0)
 TRUSTVIEW_OCSP_MAX_BYTES = env.int("TRUSTVIEW_OCSP_MAX_BYTES", default=64 * 1024)
 TRUSTVIEW_OCSP_ALLOWED_HOSTS: list[str] = env.list("TRUSTVIEW_OCSP_ALLOWED_HOSTS", default=[])
+
+# /metrics (Prometheus): besides logged-in users with the view permission, scrapers from these addresses
+# (comma-separated CIDRs or single addresses, e.g. 10.0.5.0/24,127.0.0.1) read every certificate's
+# series without logging in. Empty by default: nobody without a login.
+TRUSTVIEW_METRICS_ALLOWED_IPS: list[str] = env.list("TRUSTVIEW_METRICS_ALLOWED_IPS", default=[])
+try:
+    TRUSTVIEW_METRICS_ALLOWED_NETWORKS = [
+        ipaddress.ip_network(cidr.strip(), strict=False)
+        for cidr in TRUSTVIEW_METRICS_ALLOWED_IPS
+        if cidr.strip()
+    ]
+except ValueError as _error:
+    raise ImproperlyConfigured(
+        f"TRUSTVIEW_METRICS_ALLOWED_IPS holds a value that is not an address or CIDR range: {_error}"
+    ) from None
 
 LOGGING = {
     "version": 1,
