@@ -179,3 +179,34 @@ def test_a_logged_in_user_who_has_not_given_the_two_factor_code_gets_the_code_st
     client.force_login(user)
     response = client.get(METRICS)
     assert response.status_code == 302 and "two-factor" in response["Location"]
+
+
+def test_the_shipped_alert_rules_and_dashboard_use_only_metrics_that_exist(vera_client):  # type: ignore[no-untyped-def]
+    import json
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    make_inventory(3)
+    SchedulerHeartbeat.record(SchedulerHeartbeat.RENEWAL_SWEEP)
+    response = vera_client.get(METRICS)
+    exposed = {
+        sample.name
+        for family in text_string_to_metric_families(b"".join(response.streaming_content).decode())
+        for sample in family.samples
+    }
+    docs = Path(__file__).resolve().parent.parent / "docs"
+    rules = yaml.safe_load((docs / "prometheus-alerts.yml").read_text())
+    expressions = [rule["expr"] for group in rules["groups"] for rule in group["rules"]]
+    dashboard = json.loads((docs / "grafana-dashboard.json").read_text())
+    expressions += [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    used = {name for expr in expressions for name in re.findall(r"\b(?:x509|trustview)_\w+", expr)}
+    assert used and used <= exposed, used - exposed
+    alerts = {rule["alert"] for group in rules["groups"] for rule in group["rules"]}
+    assert {
+        "CertificateExpiringSoon",
+        "CertificateExpired",
+        "CertificateRenewalFailing",
+        "RenewalSweepStale",
+    } <= alerts
