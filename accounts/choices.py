@@ -21,3 +21,4 @@ class AuditAction(models.TextChoices):
     KEY_DOWNLOADED = "key_downloaded", _("Private key downloaded")
     CERTIFICATE_BLOCKED = "certificate_blocked", _("Certificate blocked")
     TRUST_STORE_CHANGED = "trust_store_changed", _("Trust store changed")
+    ALERT_CHANNEL_CHANGED = "alert_channel_changed", _("Alert channel changed")

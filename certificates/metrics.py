@@ -35,10 +35,12 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .choices import AlertKind, OrderKind, OrderState
+from .choices import AlertKind, ChannelKind, DeliveryState, OrderKind, OrderState
 from .models import (
     RECENT_LAPSE_DAYS,
+    AlertChannel,
     CertificateQuerySet,
+    ChannelMessage,
     ExpiryAlert,
     MetricCounter,
     Order,
@@ -264,6 +266,36 @@ class PortalCollector(Collector):
         for kind in AlertKind:
             alerts.add_metric([kind.value], sent.get(kind.value, 0))
         yield alerts
+        deliveries = dict(
+            ((kind, state), n)
+            for kind, state, n in ChannelMessage.objects.order_by()
+            .values_list("channel__kind", "state")
+            .annotate(n=Count("pk"))
+        )
+        channel_family = CounterMetricFamily(
+            "trustview_channel_messages",
+            "Alert messages to Teams, Slack and webhook channels, by channel kind and delivery state.",
+            labels=["channel", "state"],
+        )
+        for channel_kind in ChannelKind:
+            for delivery in DeliveryState:
+                channel_family.add_metric(
+                    [channel_kind.value, delivery.value],
+                    deliveries.get((channel_kind.value, delivery.value), 0),
+                )
+        yield channel_family
+        failing = sum(
+            1
+            for channel in AlertChannel.objects.filter(enabled=True).only(
+                "last_success_at", "last_failure_at"
+            )
+            if channel.failing
+        )
+        yield GaugeMetricFamily(
+            "trustview_alert_channels_failing",
+            "Enabled alert channels whose last delivery attempt failed.",
+            value=failing,
+        )
         yield CounterMetricFamily(
             "trustview_import_errors",
             "Certificate files refused by the import (page, command or API).",

@@ -10,3 +10,11 @@ certificate_renewed = Signal()
 # Sent when an administrator adds or removes a trusted CA: kwargs trusted_ca (TrustedCA), actor (User or
 # None), change ("added" or "removed"). The audit log listens; certificates does not know it.
 trust_store_changed = Signal()
+
+# Sent once the transaction that wrote an alert channel's message has committed: kwargs message_id.
+# certificates.tasks delivers it (this module and certificates.channels know no Celery).
+channel_message_queued = Signal()
+
+# Sent when an administrator adds, changes or removes an alert channel: kwargs channel (AlertChannel),
+# actor (User), change ("added", "changed" or "removed"). The audit log listens.
+alert_channel_changed = Signal()

@@ -8,11 +8,14 @@ Every task is safe to run twice; the schedule is CELERY_BEAT_SCHEDULE in setting
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
+from django.conf import settings
 from django.db import transaction
 
-from . import alerts, renewal, revocation
+from . import alerts, channels, renewal, revocation
+from .signals import channel_message_queued
 
 log = logging.getLogger(__name__)
 
@@ -60,3 +63,28 @@ def send_monthly_status() -> bool:
 @shared_task(name="certificates.tasks.check_revocation")
 def check_revocation() -> int:
     return revocation.check_all()
+
+
+@shared_task(name="certificates.tasks.deliver_channel_message", bind=True, max_retries=None)
+def deliver_channel_message(self: Task, message_id: int) -> None:
+    """Post one alert to one chat or webhook channel. Passing failures (time-out, no connection, 5xx,
+    429) are retried with exponential backoff and jitter, or after the receiver's Retry-After, up to
+    TRUSTVIEW_CHANNEL_ATTEMPTS attempts; every other channel's delivery is a task of its own."""
+    try:
+        channels.deliver(message_id)
+    except channels.Transient as failure:
+        if self.request.retries + 1 >= settings.TRUSTVIEW_CHANNEL_ATTEMPTS:
+            channels.give_up(message_id)
+            return
+        raise self.retry(countdown=channels.backoff(self.request.retries, failure.retry_after)) from None
+
+
+def queue_channel_message(sender: Any = None, message_id: int = 0, **kwargs: Any) -> None:
+    """Hand a channel message to a worker (channel_message_queued, sent after the commit)."""
+    try:
+        deliver_channel_message.apply_async((message_id,))
+    except Exception:  # a broker outage must not break the alert that wrote the message
+        log.warning("Could not queue alert channel message %s", message_id, exc_info=True)
+
+
+channel_message_queued.connect(queue_channel_message, dispatch_uid="certificates.tasks.channel_messages")

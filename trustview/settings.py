@@ -332,6 +332,14 @@ except ValueError as _error:
         f"TRUSTVIEW_METRICS_ALLOWED_IPS holds a value that is not an address or CIDR range: {_error}"
     ) from None
 
+# Alert channels (Teams, Slack, webhook; certificates.channels): seconds to connect and to read the
+# answer, how many times a message is tried before it counts as failed (passing failures are retried
+# with the TRUSTVIEW_RETRY_* backoff), and whether http:// to a loopback address is allowed (tests, a
+# local receiver in development; otherwise https only).
+TRUSTVIEW_CHANNEL_TIMEOUT_SECONDS = env.float("TRUSTVIEW_CHANNEL_TIMEOUT_SECONDS", default=10.0)
+TRUSTVIEW_CHANNEL_ATTEMPTS = env.int("TRUSTVIEW_CHANNEL_ATTEMPTS", default=8)
+TRUSTVIEW_CHANNEL_ALLOW_HTTP_LOOPBACK = env.bool("TRUSTVIEW_CHANNEL_ALLOW_HTTP_LOOPBACK", default=False)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
