@@ -8,9 +8,11 @@ own, so a slow or failing channel never holds up another, nor the e-mail.
 
 A delivery POSTs once, with short timeouts, follows no redirect and reads at most MAX_ANSWER_BYTES of
 the answer. Time-outs, refused connections, 5xx and 429 are passing failures (`Transient`): the task
-retries them with exponential backoff (429's Retry-After honoured). Anything else fails the message
-at once. Either way the channel keeps its last error as a sentence and the time of its last success,
-which the notifications page shows.
+retries them with exponential backoff (429's Retry-After honoured), up to TRUSTVIEW_CHANNEL_ATTEMPTS
+attempts. Anything else fails the message at once. The row is the truth: each attempt is claimed
+with a lease on `next_attempt_at`, and the sweep re-queues a message whose task was lost. Either way
+the channel keeps its last error as a sentence and the time of its last success, which the
+notifications page shows.
 
 The address and signing secret are secrets: they are stored encrypted (certificates.vault), shown only as
 a hint, and no log line or error sentence here contains them (requests' own exceptions name the address,
@@ -41,7 +43,7 @@ import requests
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, AnonymousUser
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
@@ -268,32 +270,50 @@ def queue(channel: AlertChannel, kind: str, content: dict[str, Any]) -> ChannelM
 # --- delivery ----------------------------------------------------------------------------------------------
 
 
-def deliver(message_id: int) -> None:
-    """Send one message (the task's one call). Returns quietly when it is gone or already sent; raises
-    Transient for a passing failure (the task retries), records anything else as failed."""
-    message = ChannelMessage.objects.select_related("channel").filter(pk=message_id).first()
-    if message is None or message.state != DeliveryState.PENDING:
-        return
-    ChannelMessage.objects.filter(pk=message.pk).update(attempts=message.attempts + 1)
-    channel = message.channel
+def deliver(message_id: int) -> float | None:
+    """Send one message (the task's one call). Returns None when it is done (sent, failed for good, gone,
+    or taken by another worker), or the seconds after which to try again after a passing failure.
+
+    The attempt is claimed in the database first (a lease on `next_attempt_at`, like an order step), so a
+    message the sweep re-queues while its task is still around is still sent once.
+    """
+    now = timezone.now()
+    lease = now + dt.timedelta(seconds=2 * settings.TRUSTVIEW_CHANNEL_TIMEOUT_SECONDS + 30)
+    claimed = ChannelMessage.objects.filter(
+        pk=message_id, state=DeliveryState.PENDING, next_attempt_at__lte=now
+    ).update(next_attempt_at=lease, attempts=F("attempts") + 1)
+    if not claimed:
+        return None
+    message = ChannelMessage.objects.select_related("channel").get(pk=message_id)
     try:
-        post(channel, message.content, message.delivery_id.hex)
+        post(message.channel, message.content, message.delivery_id.hex)
     except Transient as failure:
-        _record_failure(message, str(failure), final=False)
-        raise
+        final = message.attempts >= settings.TRUSTVIEW_CHANNEL_ATTEMPTS
+        _record_failure(message, str(failure), final=final)
+        if final:
+            return None
+        delay = backoff(message.attempts - 1, failure.retry_after)
+        ChannelMessage.objects.filter(pk=message.pk).update(
+            next_attempt_at=timezone.now() + dt.timedelta(seconds=delay)
+        )
+        return delay
     except Permanent as failure:
         _record_failure(message, str(failure), final=True)
-        return
+        return None
     now = timezone.now()
     ChannelMessage.objects.filter(pk=message.pk).update(state=DeliveryState.SENT, sent_at=now, last_error="")
-    AlertChannel.objects.filter(pk=channel.pk).update(last_success_at=now)
+    AlertChannel.objects.filter(pk=message.channel_id).update(last_success_at=now)
+    return None
 
 
-def give_up(message_id: int) -> None:
-    """A message whose retries are used up: failed for good (the channel already shows its error)."""
-    ChannelMessage.objects.filter(pk=message_id, state=DeliveryState.PENDING).update(
-        state=DeliveryState.FAILED
+def overdue(now: dt.datetime | None = None) -> list[int]:
+    """Messages still to send whose next attempt is well past (their task message was lost: the broker
+    was down when the alert was written, or a worker died): the sweep queues them again."""
+    now = now or timezone.now()
+    late = ChannelMessage.objects.filter(
+        state=DeliveryState.PENDING, next_attempt_at__lte=now - dt.timedelta(minutes=2)
     )
+    return list(late.order_by("next_attempt_at").values_list("pk", flat=True)[:500])
 
 
 def _record_failure(message: ChannelMessage, sentence: str, *, final: bool) -> None:
@@ -550,11 +570,9 @@ def send_test_message(channel: AlertChannel, sent_by: str) -> None:
             [],
         )
     message = ChannelMessage.objects.create(channel=channel, kind="test", content=content)
-    try:
-        deliver(message.pk)
-    except Transient:
-        give_up(message.pk)  # a person is waiting: no retries, they can press the button again
-        raise
+    if deliver(message.pk) is not None:
+        # A person is waiting: no retries (they can press the button again).
+        ChannelMessage.objects.filter(pk=message.pk).update(state=DeliveryState.FAILED)
     message.refresh_from_db()
     if message.state != DeliveryState.SENT:
         raise Permanent(message.last_error)

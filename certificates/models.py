@@ -794,11 +794,14 @@ class ChannelMessage(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # When the next attempt may start: moved forward while an attempt runs (a lease) and after a passing
+    # failure (the backoff), so the sweep can tell a lost message from one that waits for its retry.
+    next_attempt_at = models.DateTimeField(default=timezone.now)
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["state", "created_at"], name="channel_message_state_idx")]
+        indexes = [models.Index(fields=["state", "next_attempt_at"], name="channel_message_due_idx")]
 
     def __str__(self) -> str:
         return f"{self.kind} to {self.channel}: {self.get_state_display()}"

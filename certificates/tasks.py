@@ -11,7 +11,6 @@ import logging
 from typing import Any
 
 from celery import Task, shared_task
-from django.conf import settings
 from django.db import transaction
 
 from . import alerts, channels, renewal, revocation
@@ -40,6 +39,8 @@ def sweep() -> dict[str, int]:
     for order_id in result.due_orders:
         queue_order(order_id)
     alerts.after_sweep()  # lapses, late renewals, the scheduler running again
+    for message_id in channels.overdue():  # channel messages whose task was lost
+        queue_channel_message(message_id=message_id)
     return {"opened": result.opened, "queued": len(result.due_orders)}
 
 
@@ -67,16 +68,13 @@ def check_revocation() -> int:
 
 @shared_task(name="certificates.tasks.deliver_channel_message", bind=True, max_retries=None)
 def deliver_channel_message(self: Task, message_id: int) -> None:
-    """Post one alert to one chat or webhook channel. Passing failures (time-out, no connection, 5xx,
-    429) are retried with exponential backoff and jitter, or after the receiver's Retry-After, up to
-    TRUSTVIEW_CHANNEL_ATTEMPTS attempts; every other channel's delivery is a task of its own."""
-    try:
-        channels.deliver(message_id)
-    except channels.Transient as failure:
-        if self.request.retries + 1 >= settings.TRUSTVIEW_CHANNEL_ATTEMPTS:
-            channels.give_up(message_id)
-            return
-        raise self.retry(countdown=channels.backoff(self.request.retries, failure.retry_after)) from None
+    """Post one alert to one chat or webhook channel. A passing failure (time-out, no connection, 5xx,
+    429) is retried with exponential backoff and jitter, or after the receiver's Retry-After, until
+    TRUSTVIEW_CHANNEL_ATTEMPTS attempts (counted in the row). Each channel's delivery is a task of its
+    own."""
+    again_in = channels.deliver(message_id)
+    if again_in is not None:
+        raise self.retry(countdown=again_in)
 
 
 def queue_channel_message(sender: Any = None, message_id: int = 0, **kwargs: Any) -> None:

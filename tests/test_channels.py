@@ -77,7 +77,7 @@ def receiver() -> Iterator[Receiver]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     state.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield state
     server.shutdown()
@@ -325,3 +325,20 @@ def test_a_limited_administrator_manages_only_their_organisations_channels(djang
     )
     assert response.status_code == 400 and AlertChannel.objects.count() == 2
     assert receiver.requests == []
+
+
+def test_the_sweep_sends_a_message_whose_task_was_lost_and_only_once(receiver, failed_order):  # type: ignore[no-untyped-def]
+    from certificates import tasks
+
+    make_channel("webhook", receiver.url("/hook"))
+    # The broker was down when the alert was written: the message is in the database, no task is queued.
+    alerts.renewal_failed(failed_order)  # on-commit callbacks are not run: nothing was handed to a worker
+    message = ChannelMessage.objects.get()
+    tasks.sweep()
+    assert receiver.to("/hook") == []  # just written: its task may still be on its way
+    ChannelMessage.objects.update(next_attempt_at=timezone.now() - dt.timedelta(minutes=5))
+    tasks.sweep()
+    tasks.sweep()
+    assert len(receiver.to("/hook")) == 1
+    message.refresh_from_db()
+    assert message.state == "sent" and message.attempts == 1
