@@ -124,7 +124,7 @@ def configure(channel: AlertChannel, url: str | None, secret: str | None) -> Non
     if url:
         channel.url_encrypted = vault.seal_text(check_address(url))
         channel.url_hint = address_hint(url.strip())
-    if secret:
+    if secret and channel.kind == ChannelKind.WEBHOOK:  # only a webhook signs
         channel.secret_encrypted = vault.seal_text(secret)
 
 
