@@ -27,9 +27,9 @@ import functools
 import re
 import tempfile
 from collections.abc import Iterable, Iterator
-from typing import IO
+from typing import IO, Any
 
-from django.db.models import Count
+from django.db.models import BigIntegerField, Count, Func
 from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -51,7 +51,8 @@ from .models import (
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 CHUNK_SIZE = 2000
 DN_FIELDS = ("C", "ST", "L", "O", "OU", "CN")
-# What a series needs of a certificate (`status` is with_status's annotation): never the PEM or the key.
+# What a series needs of a certificate (`status` is with_status's annotation, the validity comes as epoch
+# seconds from EpochSeconds): never the PEM or the key.
 COLUMNS = (
     "serial_number",
     "subject_dn",
@@ -59,9 +60,32 @@ COLUMNS = (
     "cvr",
     "environment",
     "status",
-    "not_before",
-    "not_after",
+    "not_before_epoch",
+    "not_after_epoch",
 )
+
+
+class EpochSeconds(Func):
+    """A datetime column as whole seconds since the epoch, computed by the database: reading 200,000
+    timestamps as datetimes was half the scrape's time at 100,000 certificates."""
+
+    output_field = BigIntegerField()
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        return self.as_sql(
+            compiler,
+            connection,
+            template="CAST(FLOOR(EXTRACT(EPOCH FROM %(expressions)s)) AS bigint)",
+            **extra,
+        )
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
+        # '%%%%s' is strftime's %s after the template's own % formatting and the backend's placeholders.
+        return self.as_sql(
+            compiler, connection, template="CAST(strftime('%%%%s', %(expressions)s) AS integer)", **extra
+        )
+
+
 CERTIFICATE_FAMILIES = (
     ("x509_cert_not_after", "The certificate's NotAfter, in seconds since the epoch."),
     ("x509_cert_not_before", "The certificate's NotBefore, in seconds since the epoch."),
@@ -90,6 +114,7 @@ def certificate_metrics(certificates: CertificateQuerySet, now: dt.datetime) -> 
     rows = (
         in_use(certificates, now)
         .with_status(now)
+        .annotate(not_before_epoch=EpochSeconds("not_before"), not_after_epoch=EpochSeconds("not_after"))
         .order_by()
         .values_list(*COLUMNS)
         .iterator(chunk_size=CHUNK_SIZE)
@@ -100,11 +125,12 @@ def certificate_metrics(certificates: CertificateQuerySet, now: dt.datetime) -> 
         after: list[str] = []
         before: list[str] = []
         gone: list[str] = []
+        now_epoch = now.timestamp()
         for serial, subject_dn, issuer_dn, cvr, environment, status, valid_from, valid_to in rows:
             labels = _labels(serial, subject_dn, issuer_dn, cvr, environment, status)
-            after.append(f"x509_cert_not_after{labels} {valid_to.timestamp():.0f}\n")
-            before.append(f"x509_cert_not_before{labels} {valid_from.timestamp():.0f}\n")
-            gone.append(f"x509_cert_expired{labels} {1 if valid_to <= now else 0}\n")
+            after.append(f"x509_cert_not_after{labels} {valid_to}\n")
+            before.append(f"x509_cert_not_before{labels} {valid_from}\n")
+            gone.append(f"x509_cert_expired{labels} {1 if valid_to <= now_epoch else 0}\n")
             if len(after) >= CHUNK_SIZE:
                 yield _flush(after, before, gone, not_before, expired)
         yield _flush(after, before, gone, not_before, expired)
