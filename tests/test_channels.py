@@ -283,6 +283,15 @@ def test_an_administrator_sets_up_a_channel_and_sends_a_test_message(receiver, a
     channel.refresh_from_db()
     assert channel.name == "Drift 2" and not channel.enabled
     assert channels.vault.unseal_text(channel.secret_encrypted) == SECRET
+    # The audit log says who added and changed it, never the address or the secret.
+    from accounts.models import AuditEntry
+
+    entries = AuditEntry.objects.filter(action="alert_channel_changed").order_by("pk")
+    assert [(e.detail["change"], e.actor.username) for e in entries] == [
+        ("added", "alice"),
+        ("changed", "alice"),
+    ]
+    assert "s3cr3t" not in str([e.detail for e in entries]) and SECRET not in str([e.detail for e in entries])
 
 
 def test_addresses_must_be_https(settings):  # type: ignore[no-untyped-def]
