@@ -68,6 +68,8 @@ def receiver() -> Iterator[Receiver]:
             status = statuses.pop(0) if statuses else 200
             answer = b"ok" if status == 200 else b"no_service"
             self.send_response(status)
+            if status == 429:
+                self.send_header("Retry-After", "0")
             self.send_header("Content-Length", str(len(answer)))
             self.end_headers()
             self.wfile.write(answer)
@@ -351,3 +353,42 @@ def test_the_sweep_sends_a_message_whose_task_was_lost_and_only_once(receiver, f
     assert len(receiver.to("/hook")) == 1
     message.refresh_from_db()
     assert message.state == "sent" and message.attempts == 1
+
+
+def test_too_many_requests_waits_as_told_and_is_delivered(
+    receiver, failed_order, django_capture_on_commit_callbacks
+):  # type: ignore[no-untyped-def]
+    receiver.script["/slack"] = [429]
+    make_channel("slack", receiver.url("/slack"))
+    fail_renewal(failed_order, django_capture_on_commit_callbacks)
+    assert len(receiver.to("/slack")) == 2
+    assert ChannelMessage.objects.get().state == "sent"
+
+
+def test_the_monthly_status_and_a_stopped_scheduler_reach_the_channels(
+    receiver, django_capture_on_commit_callbacks
+):  # type: ignore[no-untyped-def]
+    from .test_certificate_list import make_inventory
+
+    make_inventory(12)
+    ours = Organization.objects.get()
+    theirs = Organization.objects.create(cvr="99887766", name="Andet A/S")
+    Certificate.objects.all().update(not_after=timezone.now() + dt.timedelta(days=300))
+    soon = list(Certificate.objects.current().order_by("pk").values_list("pk", flat=True)[:3])
+    Certificate.objects.filter(pk__in=soon).update(not_after=timezone.now() + dt.timedelta(days=20))
+    Certificate.objects.filter(pk=soon[0]).update(organization=theirs, cvr=theirs.cvr)
+    make_channel("slack", receiver.url("/ours"), ours)
+    make_channel("webhook", receiver.url("/all"))
+    with django_capture_on_commit_callbacks(execute=True):
+        alerts.send_monthly_status()
+        alerts.scheduler_stopped(None)
+    (ours_status,) = receiver.to("/ours")
+    assert "In the next 3 months 2 certificates expire" in ours_status.json()["text"]
+    all_status, stopped = receiver.to("/all")
+    assert (
+        all_status.json()["event"] == "monthly_status"
+        and "3 certificates expire" in all_status.json()["text"]
+    )
+    assert len(all_status.json()["certificates"]) == 3
+    # The scheduler is the portal's business: only the channel for all organisations hears of it.
+    assert stopped.json()["event"] == "scheduler_stopped" and stopped.json()["severity"] == "critical"
