@@ -26,7 +26,7 @@ class Command(BaseCommand):
                 certificate.private_key_encrypted = vault.reseal(certificate.private_key_encrypted)
                 certificate.save(update_fields=["private_key_encrypted"])
                 count += 1
-            for channel in AlertChannel.objects.select_for_update():
+            for channel in AlertChannel.objects.select_for_update().order_by("pk"):
                 channel.url_encrypted = vault.reseal(channel.url_encrypted)
                 if channel.secret_encrypted:
                     channel.secret_encrypted = vault.reseal(channel.secret_encrypted)
