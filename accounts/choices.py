@@ -23,3 +23,4 @@ class AuditAction(models.TextChoices):
     TRUST_STORE_CHANGED = "trust_store_changed", _("Trust store changed")
     API_TOKEN_CREATED = "api_token_created", _("API token created")
     API_TOKEN_REVOKED = "api_token_revoked", _("API token revoked")
+    ALERT_CHANNEL_CHANGED = "alert_channel_changed", _("Alert channel changed")

@@ -8,7 +8,9 @@ from typing import Any, TypeVar
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
+from .tokens import bearer_token, user_for_token
 from .two_factor import confirmed_device, must_set_up
 
 View = TypeVar("View", bound=Callable[..., Any])
@@ -44,10 +46,50 @@ class TwoFactorMiddleware:
         user = request.user
         if not user.is_authenticated or user.is_verified():  # type: ignore[attr-defined]  # django_otp.middleware.OTPMiddleware
             return None
-        if not getattr(view_func, "login_required", True) or getattr(view_func, "two_factor_exempt", False):
+        # A public view marked `two_factor_for_sessions` (/metrics: open to allowed scrapers) still takes a
+        # logged-in user through the code step, like any page.
+        public = not getattr(view_func, "login_required", True)
+        if (public and not getattr(view_func, "two_factor_for_sessions", False)) or getattr(
+            view_func, "two_factor_exempt", False
+        ):
             return None
         if confirmed_device(user) is not None:
             return redirect_to_login(request.get_full_path(), reverse("two-factor-verify"))
         if must_set_up(user) and not getattr(view_func, "two_factor_setup", False):
             return redirect_to_login(request.get_full_path(), reverse("two-factor"))
+        return None
+
+
+class BearerTokenMiddleware:
+    """`Authorization: Bearer <token>` for the views outside the API that a machine reads (a view marked
+    `accepts_bearer_token`, such as /metrics, which certificates marks without knowing accounts): the
+    request acts as the token's user, with their role and organisation limits, as in the API. An unknown,
+    revoked or expired token gets 401, never the anonymous answer. A token was made from a verified
+    session or by an administrator's command, so it takes no two-factor step (as in the API)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(
+        self, request: HttpRequest, view_func: Callable[..., Any], view_args: Any, view_kwargs: Any
+    ) -> HttpResponse | None:
+        if not getattr(view_func, "accepts_bearer_token", False):
+            return None
+        token = bearer_token(request)
+        if token is None:
+            return None
+        user = user_for_token(token)
+        if user is None:
+            response = HttpResponse(
+                _("The API token is unknown, revoked or expired, or its user is no longer active.") + "\n",
+                status=401,
+                content_type="text/plain; charset=utf-8",
+            )
+            response["WWW-Authenticate"] = 'Bearer realm="trustview"'
+            return response
+        user.is_verified = lambda: True  # type: ignore[attr-defined]  # no two-factor step for a token
+        request.user = user
         return None

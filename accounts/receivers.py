@@ -14,7 +14,7 @@ from django_otp import user_has_device
 
 from certificates.choices import EventKind
 from certificates.models import Event
-from certificates.signals import trust_store_changed
+from certificates.signals import alert_channel_changed, trust_store_changed
 
 from . import audit
 from .choices import AuditAction
@@ -73,4 +73,17 @@ def trust_store(sender: Any, trusted_ca: Any, actor: Any, change: str, **kwargs:
         change=change,
         name=trusted_ca.name,
         fingerprint=trusted_ca.fingerprint_sha256,
+    )
+
+
+@receiver(alert_channel_changed, dispatch_uid="accounts.audit.alert_channel")
+def alert_channel(sender: Any, channel: Any, actor: Any, change: str, **kwargs: Any) -> None:
+    # Never the address or the secret: the name, the kind and the organisation tell which channel.
+    audit.record(
+        AuditAction.ALERT_CHANNEL_CHANGED,
+        actor=actor,
+        change=change,
+        name=channel.name,
+        kind=channel.kind,
+        organisation=channel.organization.cvr if channel.organization else "",
     )

@@ -6,11 +6,14 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from .models import (
+    AlertChannel,
     Certificate,
     CertificateContact,
+    ChannelMessage,
     Event,
     ExpiryAlert,
     Incident,
+    MetricCounter,
     NotificationSettings,
     Order,
     Organization,
@@ -153,3 +156,49 @@ class TrustedCAAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: TrustedCA | None = None) -> bool:
         return False
+
+
+@admin.register(AlertChannel)
+class AlertChannelAdmin(admin.ModelAdmin):
+    """Set up on the Notifications page, which encrypts the address and the secret; here the encrypted
+    columns are not shown at all (url_encrypted and secret_encrypted are not editable fields)."""
+
+    list_display = [
+        "name",
+        "kind",
+        "organization",
+        "enabled",
+        "url_hint",
+        "last_success_at",
+        "last_failure_at",
+    ]
+    list_filter = ["kind", "enabled"]
+    list_select_related = ["organization"]
+    readonly_fields = [
+        "url_hint",
+        "last_success_at",
+        "last_failure_at",
+        "last_error",
+        "created_by",
+        "created_at",
+    ]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(ChannelMessage)
+class ChannelMessageAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "channel", "kind", "state", "attempts", "sent_at"]
+    list_filter = ["state", "kind"]
+    list_select_related = ["channel"]
+    readonly_fields = [f.name for f in ChannelMessage._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(MetricCounter)
+class MetricCounterAdmin(admin.ModelAdmin):
+    list_display = ["name", "value"]
+    readonly_fields = ["name", "value"]

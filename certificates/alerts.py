@@ -10,6 +10,10 @@ An alert about a certificate is claimed before it is sent: its ExpiryAlert row i
 only the run whose insert succeeded sends it. Two runs at once (a redelivered task beside the original,
 two beat processes during a deploy) therefore send it once. Every certificate alert is written to that
 certificate's history.
+
+Every alert also goes to the chat and webhook channels concerned (certificates.channels): queued as
+messages in the same run, delivered by their own tasks, so they never hold up the e-mail or each other.
+An alert counts as told when an e-mail was accepted or a channel message was queued.
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
-from django.utils.translation import gettext_noop
+from django.utils.translation import gettext, gettext_noop
 
+from . import channels
+from .channels import Item, describe_with
 from .choices import (
     OPEN_ORDER_STATES,
     AlertKind,
@@ -205,7 +211,7 @@ def send_expiry_alerts(now: dt.datetime | None = None) -> int:
         return 0
     to = recipients()
     contacts = contacts_by_certificate(due)
-    if not to and not contacts:
+    if not to and not contacts and not channels.channels_for({c.organization_id for c in due}):
         log.warning("Expiry alerts are due but nobody is set to receive them (TRUSTVIEW_ALERT_EMAILS).")
         return 0
     entries: list[Entry] = []
@@ -233,8 +239,22 @@ def send_expiry_alerts(now: dt.datetime | None = None) -> int:
         )
     if not entries:
         return 0
+    queued = channels.notify(
+        "expiry",
+        "critical" if any(entry["critical"] for entry in entries) else "warning",
+        [
+            Item(e["certificate"], gettext_noop("expires in %(days)s days"), {"days": e["days_left"]})
+            for e in entries
+        ],
+        describe_with(
+            gettext_noop("Certificates expiring: %(count)s"),
+            gettext_noop(
+                "These certificates crossed an expiry alert threshold and have not been renewed yet."
+            ),
+        ),
+    )
     reached = _deliver("expiry_alert", entries, to, contacts)
-    if not reached:
+    if not reached and not queued:
         ExpiryAlert.objects.filter(pk__in=claims).delete()  # nobody was told: the next run tries again
         return 0
     for entry in entries:
@@ -299,6 +319,18 @@ def send_lapse_alerts(now: dt.datetime | None = None) -> int:
             .first()
         )
         entries.append({"certificate": certificate, "last_failure": last_failure})
+    channels.notify(
+        "lapsed",
+        "critical",
+        [Item(e["certificate"], gettext_noop("expired without a renewal")) for e in entries],
+        describe_with(
+            gettext_noop("Expired without a renewal: %(count)s"),
+            gettext_noop(
+                "These certificates expired without a renewal. An expired certificate cannot be renewed: "
+                "order a new one."
+            ),
+        ),
+    )
     _tell(
         entries, "lapse_alert", AlertKind.LAPSED, to, gettext_noop("Alert sent: expired without a renewal.")
     )
@@ -337,6 +369,18 @@ def send_late_renewal_alerts(now: dt.datetime | None = None) -> int:
                 "renewal_blocker": certificate.renewal_blocker(now),
             }
         )
+    channels.notify(
+        "renewal_late",
+        "warning",
+        [Item(e["certificate"], e["renewal_blocker"] or gettext_noop("renewal is late")) for e in entries],
+        describe_with(
+            gettext_noop("Renewal late: %(count)s"),
+            gettext_noop(
+                "These certificates have been due for renewal for a while and are not renewed yet. Open "
+                "each one to see why."
+            ),
+        ),
+    )
     _tell(entries, "renewal_late", AlertKind.RENEWAL_LATE, to, gettext_noop("Alert sent: renewal late."))
     return len(entries)
 
@@ -368,13 +412,25 @@ def renewal_failed(order: Order) -> None:
     """A renewal failed for good: tell a person at once, with what to do (which depends on whether the
     certificate can still be renewed)."""
     certificate = order.certificate
+    now = timezone.now()
+    cannot_renew = certificate.state == LifecycleState.BLOCKED or certificate.not_after <= now
+    channels.notify(
+        "renewal_failed",
+        "critical",
+        [Item(certificate, order.last_error or order.last_error_code)],
+        describe_with(
+            gettext_noop("Renewal failed: %(name)s"),
+            gettext_noop(
+                "The renewal of %(name)s failed and will not be retried by itself. Open it to see what to do."
+            ),
+            name=certificate.subject_cn,
+        ),
+    )
     to = recipients()
     contacts = contacts_by_certificate([certificate])
     if not to and not contacts:
         log.error("Renewal order %s failed but nobody is set to receive alerts.", order.pk)
         return
-    now = timezone.now()
-    cannot_renew = certificate.state == LifecycleState.BLOCKED or certificate.not_after <= now
     entry = {
         "certificate": certificate,
         "order": order,
@@ -425,9 +481,22 @@ def renewal_keeps_failing(order: Order) -> None:
     )
     if not opened:
         return
+    queued = channels.notify(
+        "renewal_failing",
+        "warning",
+        [Item(c) for c in sorted(affected, key=lambda c: c.not_after)],
+        describe_with(
+            gettext_noop("Renewals keep failing: %(count)s"),
+            gettext_noop(
+                "Renewing these certificates keeps failing for a passing reason (the CA is unavailable or "
+                "refuses for now). The portal keeps trying and says when renewals work again."
+            ),
+        ),
+    )
     to = recipients()
     if not to:
-        log.error("Renewals keep failing but nobody is set to receive alerts.")
+        if not queued:
+            log.error("Renewals keep failing but nobody is set to receive alerts.")
         return
     orders = {
         o.certificate_id: o
@@ -437,7 +506,8 @@ def renewal_keeps_failing(order: Order) -> None:
         {"certificate": c, "order": orders.get(c.pk, order)}
         for c in sorted(affected, key=lambda c: c.not_after)
     ]
-    if not _send_quietly("renewal_failing", {"entries": entries, "incident": incident, "order": order}, to):
+    sent = _send_quietly("renewal_failing", {"entries": entries, "incident": incident, "order": order}, to)
+    if not sent and not queued:
         # Nobody heard of it: let the next failing order open it again and try to tell.
         incident.delete()
 
@@ -450,18 +520,35 @@ def renewals_recovered(now: dt.datetime | None = None) -> bool:
     if incident is None or not Incident.objects.filter(pk=incident.pk, closed_at=None).update(closed_at=now):
         return False
     incident.closed_at = now
-    entries = [
-        {
-            "certificate": c,
-            "renewed": Certificate.objects.filter(renewed_from=c).exists(),
-            "open_renewal": c.open_renewal(),
-        }
-        for c in incident.certificates.order_by("not_after", "pk")
-    ]
+    entries: list[Entry] = []
+    items: list[Item] = []
+    for c in incident.certificates.order_by("not_after", "pk"):
+        renewed = Certificate.objects.filter(renewed_from=c).exists()
+        open_renewal = c.open_renewal()
+        entries.append({"certificate": c, "renewed": renewed, "open_renewal": open_renewal})
+        items.append(Item(c, _recovery_note(renewed, open_renewal)))
+    channels.notify(
+        "renewals_recovered",
+        "good",
+        items,
+        describe_with(
+            gettext_noop("Renewals work again"),
+            gettext_noop(
+                "A renewal has succeeded again, so the renewal outage is over. These certificates were "
+                "affected."
+            ),
+        ),
+    )
     to = recipients()
     if to:
         _send_quietly("renewals_recovered", {"entries": entries, "incident": incident}, to)
     return True
+
+
+def _recovery_note(renewed: bool, open_renewal: Order | None) -> str:
+    if renewed:
+        return gettext_noop("renewed")
+    return gettext_noop("renewal in progress") if open_renewal else ""
 
 
 def _open_incident(kind: IncidentKind, now: dt.datetime) -> tuple[Incident, bool]:
@@ -493,13 +580,28 @@ def scheduler_stopped(
     incident, opened = _open_incident(IncidentKind.SCHEDULER_STOPPED, now)
     if not opened:
         return False
+    queued = channels.notify_portal(
+        "scheduler_stopped",
+        "critical",
+        describe_with(
+            gettext_noop("The scheduler has stopped"),
+            gettext_noop(
+                "The renewal sweep has not run for too long: nothing is renewed and no expiry alert is sent "
+                "until Celery beat and a worker run again."
+            ),
+        ),
+    )
     to = recipients()
     if not to:
-        log.error("The scheduler has stopped but nobody is set to receive alerts.")
-    elif not _send_quietly(
-        "scheduler_stopped",
-        {"incident": incident, "last_success": last_success, "noticed_by": noticed_by},
-        to,
+        if not queued:
+            log.error("The scheduler has stopped but nobody is set to receive alerts.")
+    elif (
+        not _send_quietly(
+            "scheduler_stopped",
+            {"incident": incident, "last_success": last_success, "noticed_by": noticed_by},
+            to,
+        )
+        and not queued
     ):
         incident.delete()
         return False
@@ -513,6 +615,14 @@ def scheduler_running(now: dt.datetime | None = None) -> bool:
     if incident is None or not Incident.objects.filter(pk=incident.pk, closed_at=None).update(closed_at=now):
         return False
     incident.closed_at = now
+    channels.notify_portal(
+        "scheduler_running",
+        "good",
+        describe_with(
+            gettext_noop("The scheduler runs again"),
+            gettext_noop("The renewal sweep runs again: renewals and alerts have resumed."),
+        ),
+    )
     to = recipients()
     if to:
         _send_quietly("scheduler_running", {"incident": incident}, to)
@@ -526,9 +636,10 @@ def send_monthly_status(now: dt.datetime | None = None, months: int = 3) -> bool
     """What expires in the coming months (the soonest by name, and how many per month), which renewals
     failed and which certificates expired without a renewal in the last month, by name."""
     now = now or timezone.now()
+    queued = _monthly_status_to_channels(now, months)
     to = recipients()
     if not to:
-        return False
+        return queued > 0
     horizon = now + dt.timedelta(days=31 * months)
     upcoming = Certificate.objects.current(now).filter(not_after__lte=horizon)
     per_month: dict[str, int] = {}
@@ -562,6 +673,52 @@ def send_monthly_status(now: dt.datetime | None = None, months: int = 3) -> bool
         to,
     )
     return True
+
+
+def _monthly_status_to_channels(now: dt.datetime, months: int) -> int:
+    """The monthly status for each channel: a portal-wide channel gets the portal's figures, an
+    organisation's channel that organisation's. Returns how many messages were queued."""
+    try:
+        return _queue_monthly_status(now, months)
+    except Exception:  # the e-mail goes out whatever happens here
+        log.exception("Could not queue the monthly status for the chat and webhook channels")
+        return 0
+
+
+def _queue_monthly_status(now: dt.datetime, months: int) -> int:
+    horizon = now + dt.timedelta(days=31 * months)
+    month_ago = now - dt.timedelta(days=31)
+    queued = 0
+    for channel in channels.channels_for(None):
+        scope = Certificate.objects.all()
+        if channel.organization_id is not None:
+            scope = scope.filter(organization_id=channel.organization_id)
+        upcoming = scope.current(now).filter(not_after__lte=horizon)
+        figures = {
+            "months": months,
+            "expiring": upcoming.count(),
+            "failed": Order.objects.filter(
+                certificate__in=scope, state=OrderState.FAILED, completed_at__gte=month_ago
+            ).count(),
+            "lapsed": scope.lapsed(now, since=month_ago).count(),
+        }
+        soonest = [Item(c) for c in upcoming.order_by("not_after", "pk")[: channels.MAX_ITEMS]]
+        with translation.override(settings.TRUSTVIEW_EMAIL_LANGUAGE):
+            content = channels.build_content(
+                "monthly_status",
+                "info",
+                gettext("Monthly certificate status"),
+                gettext(
+                    "In the next %(months)s months %(expiring)s certificates expire (the soonest are "
+                    "listed). In the last month %(failed)s renewals failed and %(lapsed)s certificates "
+                    "expired without a renewal."
+                )
+                % figures,
+                soonest,
+            )
+        channels.queue(channel, "monthly_status", content)
+        queued += 1
+    return queued
 
 
 # --- test e-mail -----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ class CertificatesConfig(AppConfig):
     verbose_name = "Certificates"
 
     def ready(self) -> None:
+        from . import tasks  # noqa: F401  # connects channel_message_queued to the delivery task
         from .trust import install_builtin_roots
 
         # After every migrate (and a test database flush): the shipped OCES3 roots, where they have no row.

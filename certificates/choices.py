@@ -107,4 +107,18 @@ class OrderState(models.TextChoices):
     FAILED = "failed", _("Failed")
 
 
+class ChannelKind(models.TextChoices):
+    """Where an alert channel posts (certificates.channels formats the message for each)."""
+
+    TEAMS = "teams", _("Microsoft Teams")
+    SLACK = "slack", _("Slack")
+    WEBHOOK = "webhook", _("Webhook (JSON, signed)")
+
+
+class DeliveryState(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed")
+
+
 OPEN_ORDER_STATES = [OrderState.PENDING, OrderState.IN_PROGRESS]

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.conf import settings
+from django.contrib.auth.models import AbstractUser, AnonymousUser
 from django.core.validators import validate_email
 from django.utils.translation import gettext_lazy as _
 
-from .choices import Environment, Status
-from .models import CertificateQuerySet
+from . import channels
+from .choices import ChannelKind, Environment, Status
+from .models import AlertChannel, CertificateQuerySet, organisation_limit
 
 
 class ImportForm(forms.Form):
@@ -198,3 +202,77 @@ class TrustedCAForm(forms.Form):
                 _("The file is larger than 64 KiB, too large for one CA certificate.")
             )
         return upload
+
+
+class AlertChannelForm(forms.ModelForm):
+    """A Teams, Slack or webhook channel. The address and the secret are write-only: a saved channel
+    shows a hint of its address, and leaving these fields empty keeps what is stored."""
+
+    url = forms.CharField(
+        label=_("Webhook address"),
+        required=False,
+        max_length=2000,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text=_(
+            "The https:// address that Teams (Workflows: “Post to a channel when a webhook request is "
+            "received”), Slack (Incoming Webhooks) or your receiver gave you. It is stored encrypted and "
+            "never shown again."
+        ),
+    )
+    secret = forms.CharField(
+        label=_("Signing secret (webhook)"),
+        required=False,
+        strip=False,
+        min_length=16,
+        max_length=200,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text=_(
+            "Webhook only: at least 16 characters, shared with your receiver, which checks the "
+            "X-Trustview-Signature header with it. Stored encrypted and never shown again."
+        ),
+    )
+
+    class Meta:
+        model = AlertChannel
+        fields = ["name", "kind", "organization", "enabled"]
+        labels = {
+            "name": _("Name"),
+            "kind": _("Kind"),
+            "organization": _("Organisation"),
+            "enabled": _("Send alerts to this channel"),
+        }
+        help_texts = {
+            "organization": _("Alerts about this organisation's certificates. Empty: every alert."),
+        }
+
+    def __init__(self, *args: Any, user: AbstractUser | AnonymousUser, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        limit = organisation_limit(user)
+        field = self.fields["organization"]
+        assert isinstance(field, forms.ModelChoiceField)
+        if limit is not None:
+            field.queryset = limit
+            field.required = True  # a limited administrator may not set up portal-wide channels
+        field.empty_label = _("All organisations (every alert)")
+
+    def clean_url(self) -> str:
+        url: str = self.cleaned_data["url"].strip()
+        if not url and not self.instance.url_encrypted:
+            raise forms.ValidationError(_("Enter the webhook address."))
+        if url:
+            try:
+                url = channels.check_address(url)
+            except channels.ChannelAddressError as error:
+                raise forms.ValidationError(str(error)) from None
+        return url
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        if (
+            cleaned.get("kind") == ChannelKind.WEBHOOK
+            and not cleaned.get("secret")
+            and not self.instance.secret_encrypted
+            and "secret" not in self.errors
+        ):
+            self.add_error("secret", _("A webhook needs a signing secret."))
+        return cleaned

@@ -19,6 +19,8 @@ from django.utils.translation import gettext
 from .choices import (
     OPEN_ORDER_STATES,
     AlertKind,
+    ChannelKind,
+    DeliveryState,
     EventKind,
     IncidentKind,
     LifecycleState,
@@ -716,3 +718,90 @@ class SchedulerHeartbeat(models.Model):
     def record(cls, name: str) -> None:
         """Note that the job NAME has just finished successfully."""
         cls.objects.update_or_create(name=name, defaults={"last_success_at": timezone.now()})
+
+
+class MetricCounter(models.Model):
+    """A count that only grows, kept in the database so every process (web workers, Celery workers,
+    management commands) adds to the same number and /metrics reports it as a Prometheus counter."""
+
+    IMPORT_ERRORS = "import-errors"
+
+    name = models.CharField(max_length=100, unique=True)
+    value = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.value}"
+
+    @classmethod
+    def increment(cls, name: str) -> None:
+        """Add one to the counter NAME (created at zero on first use), atomically in the database."""
+        if not cls.objects.filter(name=name).update(value=models.F("value") + 1):
+            cls.objects.get_or_create(name=name)
+            cls.objects.filter(name=name).update(value=models.F("value") + 1)
+
+    @classmethod
+    def read(cls, name: str) -> int:
+        return cls.objects.filter(name=name).values_list("value", flat=True).first() or 0
+
+
+class AlertChannel(models.Model):
+    """A chat room or webhook that receives the alerts the e-mails carry: for one organisation (alerts
+    about its certificates) or, without one, for the whole portal (every alert).
+
+    The address and the signing secret are secrets (a Slack or Teams webhook address lets anyone post):
+    stored encrypted with the key vault, shown afterwards only as `url_hint`, never logged.
+    """
+
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="alert_channels"
+    )
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=16, choices=ChannelKind.choices)
+    url_encrypted = models.TextField(editable=False)
+    url_hint = models.CharField("address", max_length=120, editable=False)
+    secret_encrypted = models.TextField(blank=True, editable=False)
+    enabled = models.BooleanField(default=True)
+    created_by = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["organization__name", "name", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+    @property
+    def failing(self) -> bool:
+        """Whether the last delivery attempt failed (until one succeeds again)."""
+        return self.last_failure_at is not None and (
+            self.last_success_at is None or self.last_failure_at > self.last_success_at
+        )
+
+
+class ChannelMessage(models.Model):
+    """One alert for one channel, written before it is sent; a Celery task delivers it, retrying passing
+    failures with backoff. `content` is the message independent of the channel (title, text, items
+    with links); certificates.channels formats it for Teams, Slack or a webhook when it is sent."""
+
+    channel = models.ForeignKey(AlertChannel, on_delete=models.CASCADE, related_name="messages")
+    delivery_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=32)
+    content = models.JSONField(default=dict)
+    state = models.CharField(max_length=16, choices=DeliveryState.choices, default=DeliveryState.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    # When the next attempt may start: moved forward while an attempt runs (a lease) and after a passing
+    # failure (the backoff), so the sweep can tell a lost message from one that waits for its retry.
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["state", "next_attempt_at"], name="channel_message_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} to {self.channel}: {self.get_state_display()}"

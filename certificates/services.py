@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs12
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
-from django.db import IntegrityError, models, transaction
+from django.db import DatabaseError, IntegrityError, models, transaction
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.text import slugify
@@ -24,7 +24,7 @@ from django.utils.translation import gettext, gettext_noop
 
 from . import signals, vault
 from .choices import EventKind, LifecycleState, Source
-from .models import Certificate, CertificateContact, Event, Organization, organisation_limit
+from .models import Certificate, CertificateContact, Event, MetricCounter, Organization, organisation_limit
 from .trust import TrustStore, Verdict, issued_by
 from .x509 import (
     Bundle,
@@ -104,7 +104,27 @@ def import_certificate_file(
     All or nothing: raises CertificateFileError with a sentence for the user, and then stores nothing.
     The same certificate twice is one certificate; one with the OCES UUID of a stored certificate is
     linked into that certificate's renewal chain.
+    Every refused file adds one to the import-errors counter that /metrics reports.
     """
+    try:
+        return _import_certificate_file(data, password=password, actor=actor, filename=filename)
+    except CertificateFileError:
+        _count_import_error()
+        raise
+
+
+def _count_import_error() -> None:
+    """Count a refused file for /metrics; a counting problem never hides the sentence for the user."""
+    try:
+        with transaction.atomic():
+            MetricCounter.increment(MetricCounter.IMPORT_ERRORS)
+    except DatabaseError:
+        log.warning("Could not count a refused import for /metrics (is the database migrated?).")
+
+
+def _import_certificate_file(
+    data: bytes, *, password: str | None, actor: Actor, filename: str
+) -> list[ImportOutcome]:
     limit = settings.TRUSTVIEW_IMPORT_MAX_BYTES
     if len(data) > limit:
         raise CertificateFileError(

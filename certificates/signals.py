@@ -15,3 +15,11 @@ trust_store_changed = Signal()
 # the portal or linked by an import: kwargs old, new (Certificate). Apps that track where a certificate is
 # in use (endpoints) listen, so certificates need not know them.
 certificate_superseded = Signal()
+
+# Sent once the transaction that wrote an alert channel's message has committed: kwargs message_id.
+# certificates.tasks delivers it (this module and certificates.channels know no Celery).
+channel_message_queued = Signal()
+
+# Sent when an administrator adds, changes or removes an alert channel: kwargs channel (AlertChannel),
+# actor (User), change ("added", "changed" or "removed"). The audit log listens.
+alert_channel_changed = Signal()

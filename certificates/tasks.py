@@ -8,11 +8,13 @@ Every task is safe to run twice; the schedule is CELERY_BEAT_SCHEDULE in setting
 from __future__ import annotations
 
 import logging
+from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.db import transaction
 
-from . import alerts, renewal, revocation
+from . import alerts, channels, renewal, revocation
+from .signals import channel_message_queued
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,8 @@ def sweep() -> dict[str, int]:
     for order_id in result.due_orders:
         queue_order(order_id)
     alerts.after_sweep()  # lapses, late renewals, the scheduler running again
+    for message_id in channels.overdue():  # channel messages whose task was lost
+        queue_channel_message(message_id=message_id)
     return {"opened": result.opened, "queued": len(result.due_orders)}
 
 
@@ -60,3 +64,25 @@ def send_monthly_status() -> bool:
 @shared_task(name="certificates.tasks.check_revocation")
 def check_revocation() -> int:
     return revocation.check_all()
+
+
+@shared_task(name="certificates.tasks.deliver_channel_message", bind=True, max_retries=None)
+def deliver_channel_message(self: Task, message_id: int) -> None:
+    """Post one alert to one chat or webhook channel. A passing failure (time-out, no connection, 5xx,
+    429) is retried with exponential backoff and jitter, or after the receiver's Retry-After, until
+    TRUSTVIEW_CHANNEL_ATTEMPTS attempts (counted in the row). Each channel's delivery is a task of its
+    own."""
+    again_in = channels.deliver(message_id)
+    if again_in is not None:
+        raise self.retry(countdown=again_in)
+
+
+def queue_channel_message(sender: Any = None, message_id: int = 0, **kwargs: Any) -> None:
+    """Hand a channel message to a worker (channel_message_queued, sent after the commit)."""
+    try:
+        deliver_channel_message.apply_async((message_id,))
+    except Exception:  # a broker outage must not break the alert that wrote the message
+        log.warning("Could not queue alert channel message %s", message_id, exc_info=True)
+
+
+channel_message_queued.connect(queue_channel_message, dispatch_uid="certificates.tasks.channel_messages")

@@ -62,5 +62,20 @@ def reseal(token: str) -> str:
         ) from exc
 
 
+def seal_text(text: str) -> str:
+    """Encrypt a short secret (an alert channel's webhook address or signing secret) for storage."""
+    return _fernet().encrypt(text.encode()).decode()
+
+
+def unseal_text(token: str) -> str:
+    """Decrypt a secret sealed by seal_text."""
+    try:
+        return _fernet().decrypt(token.encode()).decode()
+    except InvalidToken as exc:
+        raise VaultError(
+            "A stored secret cannot be decrypted with the configured TRUSTVIEW_KEY_ENCRYPTION_KEYS."
+        ) from exc
+
+
 if __name__ == "__main__":
     print(Fernet.generate_key().decode())

@@ -18,17 +18,18 @@ from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
-from . import alerts, export
+from . import alerts, channels, export
 from . import dashboard as dashboard_data
 from .choices import STATUS_COLOURS, OrderKind
 from .forms import (
+    AlertChannelForm,
     CertificateFilterForm,
     ContactsForm,
     ImportForm,
     NotificationSettingsForm,
     RenewalSettingsForm,
 )
-from .models import Certificate, NotificationSettings, Order
+from .models import AlertChannel, Certificate, NotificationSettings, Order
 from .renewal import (
     BlockNotPossible,
     RenewalNotPossible,
@@ -349,6 +350,12 @@ def notification_settings(request: HttpRequest) -> HttpResponse:
         row.save()
         messages.success(request, _("Notification settings saved."))
         return redirect("certificates:notifications")
+    return _notifications_page(request, form, AlertChannelForm(user=request.user))
+
+
+def _notifications_page(
+    request: HttpRequest, form: NotificationSettingsForm, channel_form: AlertChannelForm
+) -> HttpResponse:
     return render(
         request,
         "certificates/notifications.html",
@@ -356,9 +363,91 @@ def notification_settings(request: HttpRequest) -> HttpResponse:
             "form": form,
             "effective_recipients": alerts.recipients(),
             "effective_thresholds": alerts.thresholds(),
+            "channels": channels.manageable_by(request.user),
+            "channel_form": channel_form,
         },
+        status=400 if form.errors or channel_form.errors else 200,
+    )
+
+
+def _settings_form() -> NotificationSettingsForm:
+    row = NotificationSettings.objects.filter(pk=1).first() or NotificationSettings()
+    return NotificationSettingsForm(
+        initial={
+            "recipients": "\n".join(row.recipients),
+            "thresholds_days": ", ".join(map(str, row.thresholds_days)),
+        }
+    )
+
+
+@require_POST
+@permission_required("certificates.change_notificationsettings", raise_exception=True)
+def channel_new(request: HttpRequest) -> HttpResponse:
+    """Set up a Teams, Slack or webhook channel."""
+    form = AlertChannelForm(request.POST, user=request.user)
+    if not form.is_valid():
+        return _notifications_page(request, _settings_form(), form)
+    channel = channels.save_channel(
+        form.save(commit=False),
+        url=form.cleaned_data["url"],
+        secret=form.cleaned_data["secret"],
+        actor=request.user,  # type: ignore[arg-type]
+        change="added",
+    )
+    messages.success(
+        request, _("Channel “%(name)s” added. Send a test message to check it.") % {"name": channel.name}
+    )
+    return redirect("certificates:notifications")
+
+
+@permission_required("certificates.change_notificationsettings", raise_exception=True)
+def channel_edit(request: HttpRequest, pk: int) -> HttpResponse:
+    """Change a channel; an empty address or secret keeps the stored one."""
+    channel = get_object_or_404(channels.manageable_by(request.user), pk=pk)
+    form = AlertChannelForm(request.POST or None, instance=channel, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        channels.save_channel(
+            form.save(commit=False),
+            url=form.cleaned_data["url"],
+            secret=form.cleaned_data["secret"],
+            actor=request.user,  # type: ignore[arg-type]
+            change="changed",
+        )
+        messages.success(request, _("Channel “%(name)s” saved.") % {"name": channel.name})
+        return redirect("certificates:notifications")
+    return render(
+        request,
+        "certificates/channel_edit.html",
+        {"channel": channel, "form": form},
         status=400 if form.errors else 200,
     )
+
+
+@require_POST
+@permission_required("certificates.change_notificationsettings", raise_exception=True)
+def channel_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    channel = get_object_or_404(channels.manageable_by(request.user), pk=pk)
+    channels.delete_channel(channel, actor=request.user)  # type: ignore[arg-type]
+    messages.success(request, _("Channel “%(name)s” removed.") % {"name": channel.name})
+    return redirect("certificates:notifications")
+
+
+@require_POST
+@permission_required("certificates.change_notificationsettings", raise_exception=True)
+def channel_test(request: HttpRequest, pk: int) -> HttpResponse:
+    """Send a test message to one channel now and say whether it arrived."""
+    channel: AlertChannel = get_object_or_404(channels.manageable_by(request.user), pk=pk)
+    try:
+        channels.send_test_message(channel, request.user.get_username())
+    except (channels.Transient, channels.Permanent) as failure:
+        messages.error(
+            request,
+            _("The test message to “%(name)s” was not delivered: %(reason)s")
+            % {"name": channel.name, "reason": failure},
+        )
+    else:
+        messages.success(request, _("A test message was delivered to “%(name)s”.") % {"name": channel.name})
+    return redirect("certificates:notifications")
 
 
 @require_POST

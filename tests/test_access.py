@@ -48,6 +48,10 @@ RULES: dict[str, tuple[str, str]] = {
     "certificates:notifications": ("certificates.change_notificationsettings",) * 2,
     "certificates:notifications-test": ("certificates.change_notificationsettings",) * 2,
     "certificates:contacts": ("certificates.renew_certificate",) * 2,
+    "certificates:channel-new": ("certificates.change_notificationsettings",) * 2,
+    "certificates:channel-edit": ("certificates.change_notificationsettings",) * 2,
+    "certificates:channel-delete": ("certificates.change_notificationsettings",) * 2,
+    "certificates:channel-test": ("certificates.change_notificationsettings",) * 2,
     "mitid:issue": ("mitid.issue_certificate",) * 2,
     "mitid:profiles": ("mitid.view_certificateprofile",) * 2,
     "mitid:profile-new": ("mitid.add_certificateprofile",) * 2,
@@ -93,9 +97,12 @@ RULES: dict[str, tuple[str, str]] = {
     "endpoints:delete": ("endpoints.delete_endpoint",) * 2,
     "endpoints:registration-add": ("endpoints.change_registrationitem",) * 2,
     "endpoints:registration-tick": ("endpoints.change_registrationitem",) * 2,
+    "metrics": ("certificates.view_certificate",) * 2,
 }
 # API addresses answer an anonymous request with 401 (problem+json) instead of the login redirect.
 API_401 = {name for name in RULES if name.startswith("api:") and name != "api:docs"}
+# Other URLs for machines (scrapers): an anonymous request gets 401 rather than the login page.
+MACHINE_URLS = API_401 | {"metrics"}
 ROLES = [None, "Viewer", "Operator", "Administrator"]
 
 
@@ -193,7 +200,7 @@ def test_anonymous_visitors_are_sent_to_the_login_page_except_for_public_urls(ob
     for name in url_names():
         url = url_for(name, objects)
         response = client.get(url)
-        if name in API_401:
+        if name in MACHINE_URLS:
             assert response.status_code == 401, name
         elif RULES[name][0] == PUBLIC:
             assert response.status_code in (200, 302, 405, 503) and "/accounts/login/" not in response.get(

@@ -29,6 +29,12 @@ def test_rotation_new_key_first_then_reencrypt_then_old_key_dropped(settings, ca
     settings.TRUSTVIEW_KEY_ENCRYPTION_KEYS = [old]
     leaf = pki.make_leaf(pki.make_ca())
     import_certificate_file(leaf.pem + leaf.key_pem(), actor="test")
+    from certificates import channels
+    from certificates.models import AlertChannel
+
+    hook = AlertChannel(name="Hook", kind="webhook")
+    channels.configure(hook, "https://hooks.example.dk/secret-path", "a-signing-secret-of-some-length")
+    hook.save()
 
     settings.TRUSTVIEW_KEY_ENCRYPTION_KEYS = [new, old]  # the first encrypts, all decrypt
     call_command("reencrypt_keys")
@@ -37,6 +43,9 @@ def test_rotation_new_key_first_then_reencrypt_then_old_key_dropped(settings, ca
     settings.TRUSTVIEW_KEY_ENCRYPTION_KEYS = [new]
     token = Certificate.objects.get().private_key_encrypted
     assert key_matches(leaf.certificate, vault.unseal(token))
+    hook.refresh_from_db()  # the alert channel's secrets are re-encrypted too
+    assert vault.unseal_text(hook.url_encrypted) == "https://hooks.example.dk/secret-path"
+    assert vault.unseal_text(hook.secret_encrypted) == "a-signing-secret-of-some-length"
 
 
 def test_wrong_key_says_so_without_any_secret(settings):

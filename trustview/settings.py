@@ -7,6 +7,7 @@ servers to install: SQLite and generated development secrets under var/, e-mail 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import secrets
 from pathlib import Path
 
@@ -88,6 +89,8 @@ MIDDLEWARE = [
     # user.is_verified(): has this session given a two-factor code? Then the code step or the set-up
     # page for a logged-in user who still needs one (accounts.middleware).
     "django_otp.middleware.OTPMiddleware",
+    # A Bearer API token on the few non-API views that accept one (/metrics); before the two-factor step.
+    "accounts.middleware.BearerTokenMiddleware",
     "accounts.middleware.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -111,8 +114,9 @@ AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 # Behind a proxy (docker-compose's gunicorn behind a load balancer) set the header that carries the
 # client's address, e.g. TRUSTVIEW_CLIENT_IP_HEADER=HTTP_X_FORWARDED_FOR; default: the socket's address.
+TRUSTVIEW_CLIENT_IP_HEADER = env.str("TRUSTVIEW_CLIENT_IP_HEADER", default="")
 AXES_IPWARE_META_PRECEDENCE_ORDER = [
-    *([h] if (h := env.str("TRUSTVIEW_CLIENT_IP_HEADER", default="")) else []),
+    *([TRUSTVIEW_CLIENT_IP_HEADER] if TRUSTVIEW_CLIENT_IP_HEADER else []),
     "REMOTE_ADDR",
 ]
 
@@ -407,6 +411,29 @@ TRUSTVIEW_ENDPOINT_BLOCKED_NETWORKS: list[str] = env.list(
 # An endpoint still serving a certificate this long after its renewal entered the portal is alerted
 # (renewed but not deployed); a day by default.
 TRUSTVIEW_DEPLOYMENT_GRACE_SECONDS = env.float("TRUSTVIEW_DEPLOYMENT_GRACE_SECONDS", default=86400.0)
+
+# /metrics (Prometheus): besides logged-in users with the view permission, scrapers from these addresses
+# (comma-separated CIDRs or single addresses, e.g. 10.0.5.0/24,127.0.0.1) read every certificate's
+# series without logging in. Empty by default: nobody without a login.
+TRUSTVIEW_METRICS_ALLOWED_IPS: list[str] = env.list("TRUSTVIEW_METRICS_ALLOWED_IPS", default=[])
+try:
+    TRUSTVIEW_METRICS_ALLOWED_NETWORKS = [
+        ipaddress.ip_network(cidr.strip(), strict=False)
+        for cidr in TRUSTVIEW_METRICS_ALLOWED_IPS
+        if cidr.strip()
+    ]
+except ValueError as _error:
+    raise ImproperlyConfigured(
+        f"TRUSTVIEW_METRICS_ALLOWED_IPS holds a value that is not an address or CIDR range: {_error}"
+    ) from None
+
+# Alert channels (Teams, Slack, webhook; certificates.channels): seconds to connect and to read the
+# answer, how many times a message is tried before it counts as failed (passing failures are retried
+# with the TRUSTVIEW_RETRY_* backoff), and whether http:// to a loopback address is allowed (tests, a
+# local receiver in development; otherwise https only).
+TRUSTVIEW_CHANNEL_TIMEOUT_SECONDS = env.float("TRUSTVIEW_CHANNEL_TIMEOUT_SECONDS", default=10.0)
+TRUSTVIEW_CHANNEL_ATTEMPTS = env.int("TRUSTVIEW_CHANNEL_ATTEMPTS", default=8)
+TRUSTVIEW_CHANNEL_ALLOW_HTTP_LOOPBACK = env.bool("TRUSTVIEW_CHANNEL_ALLOW_HTTP_LOOPBACK", default=False)
 
 LOGGING = {
     "version": 1,

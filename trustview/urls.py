@@ -10,6 +10,7 @@ from django.views.i18n import set_language
 
 from accounts import audit_views, token_views, two_factor_views
 from accounts.middleware import two_factor_exempt
+from certificates.metrics_views import metrics_view
 from certificates.views import dashboard
 from trustview import health
 
@@ -43,4 +44,5 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("scheduler", health.scheduler, name="scheduler"),
+    path("metrics", metrics_view, name="metrics"),
 ]
