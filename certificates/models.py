@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -256,17 +258,98 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         )
 
     def search(self, text: str) -> CertificateQuerySet:
-        """Match a common name (part of it), a CVR, or the start of a serial number or fingerprint."""
-        text = text.strip()
-        if not text:
+        """The certificates that match what was typed, looked up by what it looks like (SearchTerms):
+        a CVR in the CVR index, a UUID in the UUID index, a reference number through its certificate
+        profiles, the start of a serial number or fingerprint in their prefix indexes, and words in the
+        common name (a trigram index on PostgreSQL) or the organisation's name. One query, or two when the
+        terms must first be turned into certificate or organisation ids (so each part can use its index)."""
+        terms = SearchTerms.parse(text)
+        if terms is None:
             return self
-        condition = Q(subject_cn__icontains=text)
-        if text.isdigit() and len(text) == 8:
-            condition |= Q(cvr=text)
-        compact = "".join(text.split()).replace(":", "").upper()
-        if compact and all(ch in "0123456789ABCDEF" for ch in compact):
-            condition |= Q(serial_number__startswith=compact) | Q(fingerprint_sha256__startswith=compact)
+        condition = Q(pk__in=[])
+        if terms.cvr:
+            condition |= Q(cvr=terms.cvr)
+        if terms.oces_uuid:
+            condition |= Q(oces_uuid=terms.oces_uuid)
+        if terms.hex_prefix:
+            condition |= Q(serial_number__startswith=terms.hex_prefix)
+            condition |= Q(fingerprint_sha256__startswith=terms.hex_prefix)
+        if terms.reference:
+            # Through the issuer's profiles (mitid's CertificateProfile.certificates), by relation name:
+            # `certificates` imports no other app. Ids first, so the OR below stays an index lookup.
+            condition |= Q(pk__in=list(_ids_with_reference(terms.reference)))
+        if terms.words:
+            condition |= Q(subject_cn__icontains=terms.words)
+            organisations = list(
+                Organization.objects.filter(name__icontains=terms.words).values_list("pk", flat=True)[
+                    : ORGANISATION_MATCH_LIMIT + 1
+                ]
+            )
+            if len(organisations) > ORGANISATION_MATCH_LIMIT:  # words that common: let the database join
+                condition |= Q(organization__name__icontains=terms.words)
+            elif organisations:
+                condition |= Q(organization_id__in=organisations)
         return self.filter(condition)
+
+
+# A word search looks up the organisations whose name matches first (a trigram index on PostgreSQL), and
+# hands up to this many ids to the certificate query, where each is an index lookup.
+ORGANISATION_MATCH_LIMIT = 200
+_CVR = re.compile(r"^(?:CVR:?|NTRDK-|DK)?(\d{8})$", re.IGNORECASE)
+_UUID = re.compile(
+    r"^(?:UI:DK-[A-Z]:G:)?([0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12})$", re.I
+)
+_REFERENCE = re.compile(r"^\d{3,6}(?:[ -]\d{3,6})+$")
+_HEX = re.compile(r"^[0-9A-F]+$")
+
+
+@dataclass(frozen=True)
+class SearchTerms:
+    """What a search text asks for, by its shape (each field set is one indexed look-up, ORed):
+
+    - 8 digits (or CVR:, DK, NTRDK- and 8 digits): an exact CVR, nothing else.
+    - a UUID (or the subject serialNumber UI:DK-O:G:uuid): the OCES certificate UUID.
+    - digit groups separated by spaces or dashes ("4821 7730 1290"): a MitID reference number.
+    - 9 or more digits: a reference number, or the start of a serial number or fingerprint.
+    - hexadecimal, with colons or at least 8 long: the start of a serial number or fingerprint.
+    - anything else: words in the common name or the organisation's name; short hexadecimal words
+      ("cafe", "123") are also tried as the start of a serial number or fingerprint.
+    """
+
+    cvr: str = ""
+    oces_uuid: uuid.UUID | None = None
+    reference: str = ""
+    hex_prefix: str = ""
+    words: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> SearchTerms | None:
+        """The terms of `text`, or None when there is nothing to search for."""
+        text = " ".join(text.split())
+        if not text:
+            return None
+        compact = text.replace(" ", "")
+        if match := _CVR.match(compact):
+            return cls(cvr=match.group(1))
+        if match := _UUID.match(compact):
+            return cls(oces_uuid=uuid.UUID(match.group(1)))
+        if _REFERENCE.match(text):
+            return cls(reference=text.replace(" ", "").replace("-", ""))
+        hex_text = compact.replace(":", "").upper()
+        if compact.isdigit() and len(compact) >= 9:
+            return cls(reference=compact, hex_prefix=hex_text)
+        if _HEX.match(hex_text) and (":" in compact or len(hex_text) >= 8):
+            return cls(hex_prefix=hex_text)
+        if _HEX.match(hex_text):
+            return cls(hex_prefix=hex_text, words=text)
+        return cls(words=text)
+
+
+def _ids_with_reference(reference: str) -> models.QuerySet[Any]:
+    profiles = Certificate.mitid_profiles.through
+    return profiles.objects.filter(certificateprofile__reference_number=reference).values_list(
+        "certificate_id", flat=True
+    )[:1000]
 
 
 # The CA's code for "the organisation is not enabled for renewal" (docs/protocol.md).
