@@ -238,24 +238,28 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         return self.filter(_needs_attention(now or timezone.now()))
 
     def state_counts(self, now: dt.datetime | None = None) -> dict[str, int]:
-        """How many certificates are in each state the dashboard shows, in one aggregate query, from the
-        same conditions as the methods above (so a card and its list never disagree)."""
+        """How many certificates are in each state the dashboard shows, from the same conditions as the
+        methods above (so a card and its list never disagree), in four queries: one aggregate of the
+        conditions on a certificate's own columns, and one count for each condition on its orders. As a
+        WHERE, such a condition lets the database start from the few open or failed orders; inside one
+        aggregate it asked the orders about every certificate (seconds at a million certificates)."""
         now = now or timezone.now()
         critical = now + dt.timedelta(days=settings.TRUSTVIEW_CRITICAL_DAYS)
 
         def count(condition: Q) -> Count:
             return Count("pk", filter=condition)
 
-        return self.aggregate(
+        counts: dict[str, int] = self.aggregate(
             valid=count(_status_condition(Status.VALID, now)),
             expiring=count(_status_condition(Status.EXPIRING, now)),
             critical=count(_status_condition(Status.EXPIRING, now) & Q(not_after__lte=critical)),
             lapsed=count(_lapsed(now)),
             blocked=count(_status_condition(Status.BLOCKED, now)),
-            renewal_failing=count(_renewal_failing(now)),
-            renewing=count(Q(_renewing())),
-            needs_attention=count(_needs_attention(now)),
         )
+        counts["renewal_failing"] = self.filter(_renewal_failing(now)).count()
+        counts["renewing"] = self.filter(_renewing()).count()
+        counts["needs_attention"] = self.filter(_needs_attention(now)).count()
+        return counts
 
     def search(self, text: str) -> CertificateQuerySet:
         """The certificates that match what was typed, looked up by what it looks like (SearchTerms):

@@ -133,3 +133,10 @@ def test_a_deep_list_page_starts_in_the_expiry_index():
     )
     plan = deep.explain()
     assert "certificates_certificate_not_after_" in plan and "Index Cond: (not_after >=" in plan, plan
+
+
+def test_the_portals_connections_do_not_compile_queries_just_in_time():
+    # JIT compiling cost a second per dashboard count at 100,000 certificates (docs/performance.md).
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW jit")
+        assert cursor.fetchone()[0] == "off"
