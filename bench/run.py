@@ -159,6 +159,7 @@ def run(total: int, rounds: int, started: float) -> dict[str, Any]:
     listing = reverse("certificates:list")
     from certificates.alerts import send_monthly_status
     from certificates.models import Certificate
+    from certificates.paging import encode_cursor
 
     now = timezone.now()
     due_count = Certificate.objects.due_for_renewal(now).count()
@@ -177,7 +178,10 @@ def run(total: int, rounds: int, started: float) -> dict[str, Any]:
     print(f"Measuring ({rounds} interleaved rounds each, ratio to the empty page unless noted):", flush=True)
     measure("dashboard", get(client, reverse("home")))
     measure("list, page 1", get(client, listing))
-    measure(f"list, page {deep_page}", get(client, f"{listing}?page={deep_page}"))
+    # A deep page as a user reaches it, by the "Next" link: the cursor of the last row of the page before.
+    before_deep = Certificate.objects.order_by("not_after", "id")[(deep_page - 1) * page_size - 1]
+    deep_cursor = encode_cursor(before_deep, ("not_after", "id"))
+    measure(f"list, page {deep_page}", get(client, f"{listing}?page={deep_page}&after={deep_cursor}"))
     measure("search: fingerprint prefix", get(client, f"{listing}?q={seeded.sample_fingerprint}"))
     measure("search: exact CVR", get(client, f"{listing}?q={seeded.sample_cvr}"))
     measure("search: CN words", get(client, f"{listing}?q={seeded.sample_cn_words}"))
