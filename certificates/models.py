@@ -199,9 +199,14 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         renewals = Order.objects.filter(certificate=OuterRef("pk"), kind=OrderKind.RENEW)
         # A refusal for "renewal not enabled" stops counting once an administrator has marked the
         # organisation enabled (Digst has answered): the next sweep tries again.
+        # The organisation is asked with a correlated EXISTS on the certificate's organisation_id (not a
+        # join inside the NOT EXISTS, which PostgreSQL ran as a nested loop over every recent failure).
+        enabled_since = Exists(
+            Organization.objects.filter(pk=OuterRef(OuterRef("organization_id")), renewal_enabled=True)
+        )
         recent_failures = renewals.filter(
             state=OrderState.FAILED, completed_at__gt=retry_failed_after
-        ).exclude(last_error_code=RENEWAL_NOT_ENABLED, certificate__organization__renewal_enabled=True)
+        ).exclude(Q(last_error_code=RENEWAL_NOT_ENABLED) & Q(enabled_since))
         return (
             self.filter(_current(now), auto_renew=True, renew_at__lte=now)
             .exclude(private_key_encrypted="")
