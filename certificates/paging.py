@@ -204,8 +204,8 @@ def keyset_page(
     )
     previous_query: str | None = None
     if has_previous:
-        if number <= 2 or not found:
-            previous_query = base.urlencode() if not found else link()
+        if number <= 2 or not found:  # back to the first page itself (or from past the end, to the start)
+            previous_query = base.urlencode()
         else:
             previous_query = link(page=number - 1, before=encode_cursor(found[0], ordering))
     return KeysetPage(
