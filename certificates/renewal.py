@@ -333,12 +333,12 @@ def sweep(now: dt.datetime | None = None) -> SweepResult:
     now = now or timezone.now()
     opened = 0
     # Ids only: request_renewal decides on the row it locks, so the PEM, chain and key of every due
-    # certificate need not travel here first.
-    for certificate in Certificate.objects.due_for_renewal(now).only("pk"):
+    # certificate need not travel here first (a reference by primary key is all it needs).
+    for pk in Certificate.objects.due_for_renewal(now).values_list("pk", flat=True):
         try:
-            _order, created = request_renewal(certificate, SCHEDULER)
+            _order, created = request_renewal(Certificate(pk=pk), SCHEDULER)
         except RenewalNotPossible as refusal:
-            log.info("Certificate %s is due but cannot be renewed: %s", certificate.pk, refusal)
+            log.info("Certificate %s is due but cannot be renewed: %s", pk, refusal)
             continue
         opened += created
     due = list(Order.objects.due(now).values_list("pk", flat=True))
