@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import itertools
 import random
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,11 +60,10 @@ class Seeded:
     sample_detail_pk: int
 
 
-def copy_rows(model: type[models.Model], rows: list[dict[str, Any]]) -> int:
-    """COPY rows (dicts by column name) into the model's table; a column a row leaves out gets the field's
-    default, so fields added to the model later need no change here. Ids come from the rows or from the
-    table's sequence."""
-    with_id = bool(rows) and "id" in rows[0]
+def copy_rows(model: type[models.Model], rows: Iterable[dict[str, Any]], *, with_id: bool = True) -> int:
+    """COPY rows (dicts by column name) into the model's table, as they come (a generator keeps memory
+    flat); a column a row leaves out gets the field's default, so fields added to the model later need no
+    change here. Ids come from the rows (`with_id`) or from the table's sequence."""
     fields = [f for f in model._meta.concrete_fields if with_id or f.column != "id"]
     columns = [str(f.column) for f in fields]
     defaults = {f.column: f.get_db_prep_save(f.get_default(), connection) for f in fields if f.column != "id"}
@@ -77,15 +76,26 @@ def copy_rows(model: type[models.Model], rows: list[dict[str, Any]]) -> int:
             for row in rows:
                 copy.write_row([row[c] if c in row else defaults[c] for c in columns])
                 count += 1
-        sequence_max = f"SELECT COALESCE(MAX(id), 1) FROM {table}"  # noqa: S608 (a model's own table)
-        cursor.execute(
-            f"SELECT setval(pg_get_serial_sequence(%s, 'id'), ({sequence_max}))", [model._meta.db_table]
-        )
     return count
 
 
+def reset_sequence(model: type[models.Model]) -> None:
+    table = connection.ops.quote_name(str(model._meta.db_table))
+    sequence_max = f"SELECT COALESCE(MAX(id), 1) FROM {table}"  # noqa: S608 (a model's own table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT setval(pg_get_serial_sequence(%s, 'id'), ({sequence_max}))", [model._meta.db_table]
+        )
+
+
+CHUNK = 20_000  # certificates made and copied at a time: memory stays flat at any BENCH_CERTIFICATES
+
+
 def seed(total: int, pem: str, seed_value: int = 12) -> Seeded:
-    """Seed `total` certificates with their organisations, history and orders; returns samples to query."""
+    """Seed `total` certificates with their organisations, history and orders; returns samples to query.
+
+    Rows are made and copied a chunk at a time; only the ids of the current certificates that hold a key
+    (for the failed and open orders at the end) are kept across chunks."""
     rng = random.Random(seed_value)  # noqa: S311 (synthetic data, repeatable on purpose)
     now = timezone.now()
     organisations = max(20, total // 50)
@@ -104,31 +114,37 @@ def seed(total: int, pem: str, seed_value: int = 12) -> Seeded:
             }
         )
     copy_rows(Organization, org_rows)
+    reset_sequence(Organization)
 
-    certificates: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
-    orders: list[dict[str, Any]] = []
     empty_json = Jsonb([])
-    for pk in range(1, total + 1):
-        org = rng.randrange(organisations)
-        cvr, org_name = org_rows[org]["cvr"], org_names[org]
-        # Three years of expiries: one behind, two ahead; OCES3 system certificates live about 3 years.
-        not_after = now + dt.timedelta(days=rng.uniform(-365, 730))
-        not_before = not_after - dt.timedelta(days=3 * 365)
-        expired = not_after <= now
-        roll = rng.random()
-        if expired:
-            state = LifecycleState.SUPERSEDED if roll < 0.7 else LifecycleState.ACTIVE
-        else:
-            state = LifecycleState.SUPERSEDED if roll < 0.02 else LifecycleState.ACTIVE
-        if roll > 0.99:
-            state = LifecycleState.BLOCKED
-        has_key = rng.random() < 0.4
-        fingerprint = hashlib.sha256(pk.to_bytes(8, "big")).hexdigest().upper()
-        cn = f"{rng.choice(SYSTEMS)} {org_name} {pk % 1000:03d}"
-        created = not_before + dt.timedelta(minutes=rng.randrange(60 * 24 * 30))
-        certificates.append(
-            {
+    ocsp_json = Jsonb(["http://ocsp.example.invalid"])
+    current: list[int] = []  # active, unexpired, with a key: where failed and open renewals go
+    sample: dict[str, Any] | None = None
+    previous: dict[str, Any] | None = None
+    event_count = order_count = 0
+    for chunk_start in range(1, total + 1, CHUNK):
+        certificates: list[dict[str, Any]] = []
+        events: list[dict[str, Any]] = []
+        orders: list[dict[str, Any]] = []
+        for pk in range(chunk_start, min(total, chunk_start + CHUNK - 1) + 1):
+            org = rng.randrange(organisations)
+            cvr, org_name = org_rows[org]["cvr"], org_names[org]
+            # Three years of expiries: one behind, two ahead; OCES3 system certificates live about 3 years.
+            not_after = now + dt.timedelta(days=rng.uniform(-365, 730))
+            not_before = not_after - dt.timedelta(days=3 * 365)
+            expired = not_after <= now
+            roll = rng.random()
+            if expired:
+                state = LifecycleState.SUPERSEDED if roll < 0.7 else LifecycleState.ACTIVE
+            else:
+                state = LifecycleState.SUPERSEDED if roll < 0.02 else LifecycleState.ACTIVE
+            if roll > 0.99:
+                state = LifecycleState.BLOCKED
+            has_key = rng.random() < 0.4
+            fingerprint = hashlib.sha256(pk.to_bytes(8, "big")).hexdigest().upper()
+            cn = f"{rng.choice(SYSTEMS)} {org_name} {pk % 1000:03d}"
+            created = not_before + dt.timedelta(minutes=rng.randrange(60 * 24 * 30))
+            row = {
                 "id": pk,
                 "organization_id": org + 1,
                 "subject_cn": cn,
@@ -148,7 +164,7 @@ def seed(total: int, pem: str, seed_value: int = 12) -> Seeded:
                 "authority_key_id": "",
                 "subject_alt_names": empty_json,
                 "policies": empty_json,
-                "ocsp_urls": Jsonb(["http://ocsp.example.invalid"]),
+                "ocsp_urls": ocsp_json,
                 "crl_urls": empty_json,
                 "cvr": cvr,
                 "oces_uuid": uuid.UUID(int=rng.getrandbits(128), version=4),
@@ -170,44 +186,49 @@ def seed(total: int, pem: str, seed_value: int = 12) -> Seeded:
                 "created_at": created,
                 "updated_at": created,
             }
-        )
-        events.append(_event(pk, EventKind.IMPORTED, "Imported.", created))
+            certificates.append(row)
+            events.append(_event(pk, EventKind.IMPORTED, "Imported.", created))
+            # Renewal chains: a superseded certificate is replaced by the next one, with the issued order
+            # and the history entry a renewal leaves.
+            if previous is not None and previous["state"] == LifecycleState.SUPERSEDED:
+                row["renewed_from_id"] = previous["id"]
+                orders.append(
+                    _order(
+                        rng, previous["id"], OrderState.ISSUED, created, completed=created, new_certificate=pk
+                    )
+                )
+                events.append(_event(previous["id"], EventKind.RENEWED, "Renewed.", created))
+            previous = {"id": pk, "state": state}
+            if state == LifecycleState.ACTIVE and not expired and has_key:
+                current.append(pk)
+                if sample is None and pk > total // 2:
+                    sample = row
+        copy_rows(Certificate, certificates)
+        event_count += copy_rows(Event, events, with_id=False)
+        order_count += copy_rows(Order, orders, with_id=False)
 
-    # Renewal chains: a superseded certificate is replaced by the next one, with the issued order and the
-    # history entries a renewal leaves.
-    for previous, row in itertools.pairwise(certificates):
-        if previous["state"] == LifecycleState.SUPERSEDED and row["renewed_from_id"] is None:
-            row["renewed_from_id"] = previous["id"]
-            at = row["created_at"]
-            orders.append(
-                _order(rng, previous["id"], OrderState.ISSUED, at, completed=at, new_certificate=row["id"])
-            )
-            events.append(_event(previous["id"], EventKind.RENEWED, "Renewed.", at))
     # Failed and open renewals among the current certificates that hold a key.
-    current = [
-        row
-        for row in certificates
-        if row["state"] == LifecycleState.ACTIVE and row["not_after"] > now and row["private_key_encrypted"]
-    ]
-    for row in rng.sample(current, k=min(len(current), max(3, total // 500))):
+    orders = []
+    events = []
+    for pk in rng.sample(current, k=min(len(current), max(3, total // 500))):
         recent = rng.random() < 0.5
         at = now - dt.timedelta(hours=rng.uniform(1, 20) if recent else rng.uniform(48, 24 * 300))
         code = RENEWAL_NOT_ENABLED if rng.random() < 0.3 else "ca_unavailable"
-        orders.append(_order(rng, row["id"], OrderState.FAILED, at, completed=at, error=code))
-        events.append(_event(row["id"], EventKind.RENEWAL_FAILED, "Renewal failed.", at))
-    failed = {order["certificate_id"] for order in orders if order["state"] == OrderState.FAILED}
-    for row in rng.sample(current, k=min(len(current), max(2, total // 2000))):
-        if row["id"] not in failed:
+        orders.append(_order(rng, pk, OrderState.FAILED, at, completed=at, error=code))
+        events.append(_event(pk, EventKind.RENEWAL_FAILED, "Renewal failed.", at))
+    failed = {order["certificate_id"] for order in orders}
+    for pk in rng.sample(current, k=min(len(current), max(2, total // 2000))):
+        if pk not in failed:
             step = OrderState.PENDING if rng.random() < 0.5 else OrderState.IN_PROGRESS
-            orders.append(_order(rng, row["id"], step, now - dt.timedelta(minutes=5)))
-
-    copy_rows(Certificate, certificates)
-    event_count = copy_rows(Event, events)
-    order_count = copy_rows(Order, orders)
+            orders.append(_order(rng, pk, step, now - dt.timedelta(minutes=5)))
+    event_count += copy_rows(Event, events, with_id=False)
+    order_count += copy_rows(Order, orders, with_id=False)
+    for model in (Certificate, Event, Order):
+        reset_sequence(model)
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE")  # statistics and the visibility map, as a live database has
 
-    sample = next(row for row in current if row["id"] > total // 2)
+    assert sample is not None, "no current certificate with a key in the second half"
     system = next(s for s in SYSTEMS if sample["subject_cn"].startswith(s + " "))
     place = sample["subject_cn"][len(system) + 1 :].split()[0]
     return Seeded(

@@ -89,6 +89,11 @@ class CertificateFilterForm(forms.Form):
         ],
     )
 
+    def narrows(self) -> bool:
+        """Whether a valid filter or search leaves out some certificates (the order does not)."""
+        data = self.cleaned_data if self.is_valid() else {}
+        return any(data.get(name) not in (None, "") for name in self.fields if name != "sort")
+
     def filter(self, certificates: CertificateQuerySet) -> CertificateQuerySet:
         """The certificates that match the valid filters, in the chosen order (every condition is a
         CertificateQuerySet method, so the list says exactly what the dashboard counts)."""

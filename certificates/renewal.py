@@ -76,6 +76,7 @@ def request_renewal(certificate: Certificate, actor: Actor) -> tuple[Order, bool
             current = (
                 Certificate.objects.select_for_update(of=("self",))
                 .select_related("organization")
+                .defer("pem", "chain_pem")
                 .get(pk=certificate.pk)
             )
             existing = current.open_renewal()
@@ -332,11 +333,13 @@ def sweep(now: dt.datetime | None = None) -> SweepResult:
     """
     now = now or timezone.now()
     opened = 0
-    for certificate in Certificate.objects.due_for_renewal(now).select_related("organization"):
+    # Ids only: request_renewal decides on the row it locks, so the PEM, chain and key of every due
+    # certificate need not travel here first (a reference by primary key is all it needs).
+    for pk in Certificate.objects.due_for_renewal(now).values_list("pk", flat=True):
         try:
-            _order, created = request_renewal(certificate, SCHEDULER)
+            _order, created = request_renewal(Certificate(pk=pk), SCHEDULER)
         except RenewalNotPossible as refusal:
-            log.info("Certificate %s is due but cannot be renewed: %s", certificate.pk, refusal)
+            log.info("Certificate %s is due but cannot be renewed: %s", pk, refusal)
             continue
         opened += created
     due = list(Order.objects.due(now).values_list("pk", flat=True))

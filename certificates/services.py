@@ -24,8 +24,16 @@ from django.utils.translation import gettext, gettext_noop
 
 from . import signals, vault
 from .choices import EventKind, LifecycleState, Source
-from .models import Certificate, CertificateContact, Event, MetricCounter, Organization, organisation_limit
-from .trust import TrustStore, Verdict, issued_by
+from .models import (
+    Certificate,
+    CertificateContact,
+    Event,
+    MetricCounter,
+    Organization,
+    organisation_limit,
+    renewal_due_at,
+)
+from .trust import IssuerIndex, TrustStore, Verdict, issued_by
 from .x509 import (
     Bundle,
     CertificateFacts,
@@ -171,23 +179,131 @@ def store_bundle(
 ) -> list[ImportOutcome]:
     """Store the certificates a bundle is about (its leaves), each with its chain and, if it is in the
     bundle, its private key; one transaction. Used by import and by every issuer (a CA's PKCS#12).
-    `message` is the history entry's English template, `detail` its fields (see Event.text)."""
+    `message` is the history entry's English template, `detail` its fields (see Event.text).
+
+    The work is linear in the bundle: each leaf's issuers are looked up by name (IssuerIndex), the
+    certificates already present are found with one query, the new ones and their organisations and
+    history entries are inserted in bulk under one savepoint, and only OCES certificates that verified
+    (the ones that can be part of a renewal chain) are linked one by one."""
     owner = key_owner(bundle)
+    issuers = IssuerIndex(bundle.certificates)
     with transaction.atomic():
         store = TrustStore.load()
-        return [
-            _store(
-                leaf,
-                verdict=store.verify(leaf, [c for c in bundle.certificates if c is not leaf]),
-                key=bundle.private_key if leaf is owner else None,
-                source=source,
-                actor=actor,
-                event_kind=event_kind,
-                message=message,
-                detail=detail,
-            )
+        checked = [
+            (leaf, store.verify(leaf, issuers.above(leaf)), bundle.private_key if leaf is owner else None)
             for leaf in leaves(bundle)
         ]
+        facts = [describe(leaf) for leaf, _verdict, _key in checked]
+        present = Certificate.objects.in_bulk(
+            [f.fingerprint_sha256 for f in facts], field_name="fingerprint_sha256"
+        )
+        new = [(f, verdict, key) for f, (_leaf, verdict, key) in zip(facts, checked, strict=True)]
+        new = [item for item in new if item[0].fingerprint_sha256 not in present]
+        try:
+            with transaction.atomic():
+                created = _add_certificates(new, source=source)
+        except IntegrityError:
+            # Someone stored one of them between our look-up and our insert: one by one, as then each
+            # present one is simply completed.
+            return [
+                _store(
+                    leaf,
+                    verdict=verdict,
+                    key=key,
+                    source=source,
+                    actor=actor,
+                    event_kind=event_kind,
+                    message=message,
+                    detail=detail,
+                )
+                for leaf, verdict, key in checked
+            ]
+        _record_added(created, actor, event_kind, message, detail)
+        outcomes = []
+        for f, (_leaf, verdict, key) in zip(facts, checked, strict=True):
+            if f.fingerprint_sha256 in present:
+                outcomes.append(
+                    _complete_existing(present[f.fingerprint_sha256], verdict=verdict, key=key, actor=actor)
+                )
+            else:
+                certificate = created[f.fingerprint_sha256]
+                renewal_of = link_renewal_chain(certificate, actor)
+                outcomes.append(ImportOutcome(certificate, created=True, renewal_of=renewal_of))
+        return outcomes
+
+
+def _add_certificates(
+    new: list[tuple[CertificateFacts, Verdict, PrivateKey | None]], *, source: Source
+) -> dict[str, Certificate]:
+    """Insert the rows of new certificates (and the organisations they name by CVR) in bulk; by
+    fingerprint. The rows are made as add_certificate makes one, renew_at included."""
+    if not new:
+        return {}
+    organisations = _organisations({f.cvr: f.subject_organization for f, _v, _k in reversed(new) if f.cvr})
+    rows = []
+    for f, verdict, key in new:
+        row = _certificate_row(
+            f,
+            organization=organisations.get(f.cvr),
+            chain_pem=to_pem(verdict.chain),
+            key=key,
+            source=source,
+            **verdict.columns(),
+        )
+        row.renew_at = renewal_due_at(row.not_before, row.not_after, row.renew_before)
+        rows.append(row)
+    return {c.fingerprint_sha256: c for c in Certificate.objects.bulk_create(rows, batch_size=500)}
+
+
+def _organisations(names_by_cvr: dict[str, str]) -> dict[str, Organization]:
+    """The organisations with these CVRs, the missing ones created (named as their certificate says)."""
+    if not names_by_cvr:
+        return {}
+    found = Organization.objects.in_bulk(list(names_by_cvr), field_name="cvr")
+    missing = [
+        Organization(cvr=cvr, name=_fit(Organization, "name", name))
+        for cvr, name in names_by_cvr.items()
+        if cvr not in found
+    ]
+    if missing:
+        Organization.objects.bulk_create(missing, ignore_conflicts=True)  # another import may add one too
+        found = Organization.objects.in_bulk(list(names_by_cvr), field_name="cvr")
+    return found
+
+
+def _record_added(
+    created: dict[str, Certificate], actor: Actor, kind: EventKind, message: str, detail: dict[str, Any]
+) -> None:
+    """The history entries of newly stored certificates (and of a too short renewal window), in bulk.
+    No receiver listens for these kinds (bulk_create sends no post_save); record_event makes the rest."""
+    user = actor if isinstance(actor, User) else None
+    label = actor if isinstance(actor, str) else (user.get_username() if user is not None else "system")
+    events = []
+    for certificate in created.values():
+        values = {"with_private_key": certificate.has_private_key, **detail}
+        events.append(
+            Event(
+                certificate=certificate,
+                kind=kind,
+                actor=user,
+                actor_label=label,
+                message=message,
+                detail=values,
+            )
+        )
+        warning = short_life_warning(certificate)
+        if warning is not None:
+            events.append(
+                Event(
+                    certificate=certificate,
+                    kind=EventKind.WARNING,
+                    actor=user,
+                    actor_label=label,
+                    message=warning,
+                    detail=_short_life_detail(certificate),
+                )
+            )
+    Event.objects.bulk_create(events, batch_size=500)
 
 
 def _store(
@@ -257,8 +373,24 @@ def add_certificate(
         organization, _ = Organization.objects.get_or_create(
             cvr=facts.cvr, defaults={"name": _fit(Organization, "name", facts.subject_organization)}
         )
+    certificate = _certificate_row(
+        facts, organization=organization, chain_pem=chain_pem, key=key, source=source, **extra
+    )
+    certificate.save(force_insert=True)
+    return certificate
+
+
+def _certificate_row(
+    facts: CertificateFacts,
+    *,
+    organization: Organization | None,
+    chain_pem: str,
+    key: PrivateKey | None,
+    source: Source,
+    **extra: Any,
+) -> Certificate:
     columns = {name: _fit(Certificate, name, getattr(facts, name)) for name in _FACT_COLUMNS}
-    return Certificate.objects.create(
+    return Certificate(
         **columns,
         organization=organization,
         chain_pem=chain_pem,

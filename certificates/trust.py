@@ -15,7 +15,9 @@ complete a chain; they are trusted only as far as the root's signature on them g
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -154,6 +156,9 @@ class TrustStore:
     def __init__(self, anchors: Sequence[tuple[TrustedCA, x509.Certificate]]) -> None:
         self.anchors = {fingerprint(certificate): (row, certificate) for row, certificate in anchors}
         self._store = Store([c for _, c in anchors]) if anchors else None
+        # The inventory's CA certificates above an issuer name, looked up once per name for the batch: a
+        # bundle of 1,000 leaves of one CA asks the database once, not 1,000 times.
+        self._inventory_issuers: dict[x509.Name, list[x509.Certificate]] = {}
 
     @classmethod
     def load(cls) -> TrustStore:
@@ -186,9 +191,20 @@ class TrustStore:
         own = fingerprint(certificate)
         if own in self.anchors:
             return Verdict(self.anchors[own][0])
-        pool = _unique([*candidates, *shipped_intermediates(), *_inventory_issuers(certificate)], own)
+        if certificate.issuer not in self._inventory_issuers:
+            self._inventory_issuers[certificate.issuer] = _inventory_issuers(certificate)
+        inventory = self._inventory_issuers[certificate.issuer]
+        pool = _unique([*candidates, *shipped_intermediates(), *inventory], own)
         if self._store is None:
             return Verdict(None, _signed_path(certificate, pool), EMPTY_STORE)
+        if not self._names_reach_an_anchor(certificate, pool):
+            # No chain of issuer names leads to a trusted CA, so no path can verify: say why without
+            # asking the path builder, which explores every candidate to its depth limit first.
+            log.info(
+                "Chain of %s does not verify: no trusted CA above it",
+                certificate.subject.rfc4514_string()[:200],
+            )
+            return Verdict(None, _signed_path(certificate, pool), _why(certificate, pool, self))
         try:
             verifier = (
                 PolicyBuilder()
@@ -203,6 +219,48 @@ class TrustStore:
             log.info("Chain of %s does not verify: %s", certificate.subject.rfc4514_string()[:200], error)
             return Verdict(None, _signed_path(certificate, pool), _why(certificate, pool, self))
         return Verdict(self.anchors[fingerprint(chain[-1])][0], chain)
+
+    def _names_reach_an_anchor(self, certificate: x509.Certificate, pool: Sequence[x509.Certificate]) -> bool:
+        """Whether issuer names lead from `certificate` through `pool` to a trusted CA's subject (a path
+        the verifier builds must follow them; signatures are its business)."""
+        anchors = {c.subject for _, c in self.anchors.values()}
+        by_subject: dict[x509.Name, list[x509.Certificate]] = defaultdict(list)
+        for candidate in pool:
+            by_subject[candidate.subject].append(candidate)
+        names, seen = {certificate.issuer}, set()
+        for _ in range(MAX_CHAIN_DEPTH):
+            if names & anchors:
+                return True
+            seen |= names
+            names = {c.issuer for name in names for c in by_subject.get(name, ())} - seen
+            if not names:
+                return False
+        return bool(names & anchors)
+
+
+class IssuerIndex:
+    """A bundle's certificates by subject, so that each leaf's possible issuers are found by name: the
+    path builder then sees the few certificates that can lie above a leaf, not every other certificate of
+    the bundle (which made a bundle's verification quadratic in its size)."""
+
+    def __init__(self, certificates: Iterable[x509.Certificate]) -> None:
+        self._by_subject: dict[x509.Name, list[x509.Certificate]] = defaultdict(list)
+        for certificate in certificates:
+            self._by_subject[certificate.subject].append(certificate)
+
+    def above(self, certificate: x509.Certificate) -> list[x509.Certificate]:
+        """The certificates named as issuer above `certificate`, level by level, up to MAX_CHAIN_DEPTH."""
+        found: list[x509.Certificate] = []
+        seen = {id(certificate)}
+        names = {certificate.issuer} if certificate.issuer != certificate.subject else set()
+        for _ in range(MAX_CHAIN_DEPTH):
+            level = [c for name in names for c in self._by_subject.get(name, ()) if id(c) not in seen]
+            if not level:
+                break
+            seen.update(id(c) for c in level)
+            found.extend(level)
+            names = {c.issuer for c in level if c.issuer != c.subject}
+        return found
 
 
 def _key_cert_sign(policy: object, certificate: x509.Certificate, usage: x509.KeyUsage | None) -> None:
@@ -260,6 +318,7 @@ def _inventory_issuers(certificate: x509.Certificate) -> list[x509.Certificate]:
     return found
 
 
+@functools.lru_cache(maxsize=1024)  # the chain and the reason for a failed one ask the same signature
 def issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
     """Whether `issuer`'s key signed `certificate` (and its name is the one the certificate names)."""
     try:

@@ -9,7 +9,6 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -29,7 +28,8 @@ from .forms import (
     NotificationSettingsForm,
     RenewalSettingsForm,
 )
-from .models import AlertChannel, Certificate, NotificationSettings, Order
+from .models import AlertChannel, Certificate, NotificationSettings, Order, organisation_limit
+from .paging import list_page
 from .renewal import (
     BlockNotPossible,
     RenewalNotPossible,
@@ -60,12 +60,15 @@ def _live(request: HttpRequest, template: str, partial: str, context: dict[str, 
 @permission_required("certificates.view_certificate", raise_exception=True)
 def certificate_list(request: HttpRequest) -> HttpResponse:
     form = CertificateFilterForm(request.GET or None)
-    certificates = form.filter(
-        Certificate.objects.for_user(request.user).with_status().with_renewal_state().for_listing()
+    page = list_page(
+        form.filter(Certificate.objects.for_user(request.user)),
+        request.GET,
+        settings.TRUSTVIEW_PAGE_SIZE,
+        whole_inventory=not form.narrows() and organisation_limit(request.user) is None,
     )
-    page = Paginator(certificates, settings.TRUSTVIEW_PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
-    query.pop("page", None)
+    for name in ("page", "after", "before"):
+        query.pop(name, None)
     return _live(
         request,
         "certificates/list.html",

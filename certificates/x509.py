@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import binascii
 import datetime as dt
+import functools
 import logging
 import re
 import uuid
@@ -461,6 +462,9 @@ def load_pem_list(text: str) -> list[x509.Certificate]:
 # --- facts about one certificate -----------------------------------------------------------------------
 
 
+# A bundle's certificates are described when the file is read (to refuse a bad field before anything is
+# stored) and again when stored: parsed once. Callers only read the facts.
+@functools.lru_cache(maxsize=1024)
 def describe(certificate: x509.Certificate) -> CertificateFacts:
     """Parse one certificate into the columns the inventory stores, OCES3 fields included.
 

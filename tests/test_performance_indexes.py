@@ -84,3 +84,62 @@ def test_the_imports_issuer_look_up_reads_only_the_ca_certificates():
     # The query of certificates.trust._inventory_issuers, which runs for every imported certificate.
     plan = Certificate.objects.filter(is_ca=True, subject_dn__in=["CN=Test CA"]).explain()
     assert "cert_ca_idx" in plan, plan
+
+
+def _forced_index_plan(queryset) -> str:  # type: ignore[no-untyped-def]
+    """The plan with sequential scans made prohibitively dear: whether the query *can* use an index,
+    independent of the small table's statistics. SET LOCAL ends with the test's transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        # Nor walk another index for the ordering, filtering every row (as a plain index scan may):
+        # bitmap scans, which only the searched column's index can feed.
+        cursor.execute("SET LOCAL enable_indexscan = off")
+    return queryset.explain()
+
+
+@pytest.mark.parametrize(
+    ("typed", "index"),
+    [
+        ("11223344", "certificates_certificate_cvr_"),
+        ("00000123-0000-4000-8000-000000000000", "certificates_certificate_oces_uuid_"),
+        ("0000007B", "certificates_certificate_serial_number_"),
+        ("0000007B", "certificates_certificate_fingerprint_sha256_"),
+        ("Lønsystem 00123", "cert_cn_trgm_idx"),
+    ],
+)
+def test_each_kind_of_search_reads_its_index(typed, index):
+    make_large_inventory(500)
+    plan = _forced_index_plan(Certificate.objects.search(typed).order_by().values("pk"))
+    assert index in plan and "Seq Scan" not in plan, plan
+
+
+def test_the_organisation_name_search_can_use_the_trigram_index():
+    for i in range(300):
+        Organization.objects.create(cvr=f"{20000000 + i}", name=f"Herning Bank {i}")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE certificates_organization")
+    plan = _forced_index_plan(Organization.objects.filter(name__icontains="bank 12"))
+    assert "org_name_trgm_idx" in plan, plan
+
+
+def test_a_deep_list_page_starts_in_the_expiry_index():
+    from certificates.paging import after
+
+    make_large_inventory(3000)
+    last = Certificate.objects.order_by("not_after", "id")[2000]
+    deep = (
+        Certificate.objects.with_status()
+        .with_renewal_state()
+        .for_listing()
+        .order_by("not_after", "id")
+        .filter(after(("not_after", "id"), [last.not_after, last.pk]))[:51]
+    )
+    plan = deep.explain()
+    assert "certificates_certificate_not_after_" in plan and "Index Cond: (not_after >=" in plan, plan
+
+
+def test_the_portals_connections_do_not_compile_queries_just_in_time():
+    # JIT compiling cost a second per dashboard count at 100,000 certificates (docs/performance.md).
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW jit")
+        assert cursor.fetchone()[0] == "off"

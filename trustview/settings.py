@@ -203,6 +203,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
     # Tests get a file too: an in-memory database's table locks would not wait like the real file does.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-trustview.sqlite3")}
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # No JIT compilation: the portal's queries are short, and at a large inventory their cost estimates pass
+    # jit_above_cost, so PostgreSQL spent over a second compiling each dashboard count that then ran in
+    # milliseconds (docs/performance.md). Added to any options the URL gives.
+    options = DATABASES["default"].setdefault("OPTIONS", {})
+    options["options"] = f"{options.get('options', '')} -c jit=off".strip()
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
