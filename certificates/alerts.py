@@ -310,11 +310,8 @@ def send_late_renewal_alerts(now: dt.datetime | None = None) -> int:
     longer than TRUSTVIEW_RENEWAL_LATE_HOURS without a successor, whatever the reason (CA down, worker or
     beat down, renewal not enabled): one e-mail, once, saying what to do. Returns how many were late."""
     now = now or timezone.now()
-    late_since = now - dt.timedelta(hours=settings.TRUSTVIEW_RENEWAL_LATE_HOURS)
     late = list(
-        Certificate.objects.current(now)
-        .filter(auto_renew=True, renew_at__lte=late_since)
-        .exclude(private_key_encrypted="")
+        Certificate.objects.renewal_overdue(now)
         .filter(~_unalerted(AlertKind.RENEWAL_LATE))
         .select_related("organization")
         .order_by("not_after", "pk")

@@ -60,7 +60,7 @@ def _live(request: HttpRequest, template: str, partial: str, context: dict[str, 
 def certificate_list(request: HttpRequest) -> HttpResponse:
     form = CertificateFilterForm(request.GET or None)
     certificates = form.filter(
-        Certificate.objects.for_user(request.user).with_status().with_renewal_state().for_listing()
+        Certificate.objects.for_user(request.user).with_status().with_situation().for_listing()
     )
     page = Paginator(certificates, settings.TRUSTVIEW_PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
@@ -83,20 +83,21 @@ def certificate_detail(request: HttpRequest, pk: int) -> HttpResponse:
     certificate = get_object_or_404(
         Certificate.objects.for_user(request.user)
         .with_status()
-        .select_related("organization", "renewed_from"),
+        .with_situation()
+        .select_related("renewed_from"),
         pk=pk,
     )
     replaced_by = Certificate.objects.for_user(request.user).filter(renewed_from=certificate).first()
-    order = certificate.open_renewal()
+    situation = certificate.situation()
     return render(
         request,
         "certificates/detail.html",
         {
             "certificate": certificate,
+            "situation": situation,
             "replaced_by": replaced_by,
-            "open_renewal": order,
-            "renewal_blocker": None if order else certificate.renewal_blocker(),
-            "block_blocker": certificate.block_blocker(),
+            "open_renewal": situation.open_renewal,
+            "renewal_blocker": situation.renewal_blocker,
             "settings_form": RenewalSettingsForm(
                 initial={
                     "auto_renew": certificate.auto_renew,
