@@ -84,6 +84,9 @@ MIDDLEWARE = [
     # page for a logged-in user who still needs one (accounts.middleware).
     "django_otp.middleware.OTPMiddleware",
     "accounts.middleware.TwoFactorMiddleware",
+    # An administrator without an e-mail address, while alerts reach nobody, is asked for one once
+    # after logging in (accounts.own_email).
+    "accounts.own_email.AskForEmailMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",

@@ -10,6 +10,7 @@ from django.views.i18n import set_language
 
 from accounts import audit_views, two_factor_views
 from accounts.middleware import two_factor_exempt
+from accounts.own_email import own_email
 from certificates.views import dashboard
 from trustview import health
 
@@ -22,6 +23,7 @@ urlpatterns = [
     # Two-factor login (optional; required for private-key roles with TRUSTVIEW_REQUIRE_2FA).
     path("account/two-factor/", two_factor_views.setup, name="two-factor"),
     path("account/two-factor/verify/", two_factor_views.verify, name="two-factor-verify"),
+    path("account/email/", own_email, name="own-email"),
     path("audit/", audit_views.audit_log, name="audit"),
     path("accounts/password_change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path(
