@@ -230,7 +230,8 @@ class Situation:
         """Why it stands there and what to do, in a sentence or two ('' when there is nothing to say)."""
         c, key = self.certificate, self.key
         if key in (SituationKey.BLOCKED, SituationKey.EXPIRED, SituationKey.SUPERSEDED):
-            if (key == SituationKey.BLOCKED and self.replaced) or c.state == LifecycleState.SUPERSEDED:
+            renewed = c.state == LifecycleState.SUPERSEDED and key == SituationKey.EXPIRED
+            if renewed or (key == SituationKey.BLOCKED and self.replaced):
                 return gettext("It has been renewed: use its renewal.")
             return self.certificate.renewal_blocker(self.now) or ""
         if key == SituationKey.NOT_YET_VALID:
@@ -262,10 +263,10 @@ class Situation:
                 return f"{gettext('The portal cannot renew it:')} {self.renewal_blocker}"
             return gettext("Automatic renewal is off. Click “Renew now” on the certificate's page.")
         if c.renew_at is not None and c.renew_at > self.now:
-            return gettext("Nothing to do: the portal renews it automatically from %(due)s.") % {
+            return gettext("Nothing to do: automatic renewal starts on %(due)s.") % {
                 "due": _minute(c.renew_at)
             }
-        return gettext("Nothing to do: the portal renews it at its next sweep.")
+        return gettext("Nothing to do: automatic renewal starts at the next sweep.")
 
     def _after_failure(self) -> str:
         failure = self.last_failure
