@@ -33,7 +33,6 @@ from .choices import (
     AlertKind,
     EventKind,
     IncidentKind,
-    LifecycleState,
     OrderKind,
     OrderState,
 )
@@ -227,8 +226,6 @@ def send_expiry_alerts(now: dt.datetime | None = None) -> int:
                 "days_left": (certificate.not_after - now).days,
                 "critical": threshold == min(levels),
                 "threshold": threshold,
-                "renewal_blocker": certificate.renewal_blocker(now),
-                "open_renewal": certificate.open_renewal(),
             }
         )
     if not entries:
@@ -323,17 +320,8 @@ def send_late_renewal_alerts(now: dt.datetime | None = None) -> int:
     for certificate in late:
         if _claim(certificate, AlertKind.RENEWAL_LATE, 0, to) is None:
             continue
-        renewals = Order.objects.filter(certificate=certificate, kind=OrderKind.RENEW).order_by(
-            "-created_at", "-id"
-        )
-        entries.append(
-            {
-                "certificate": certificate,
-                "open_renewal": renewals.filter(state__in=OPEN_ORDER_STATES).first(),
-                "last_failure": renewals.filter(state=OrderState.FAILED).first(),
-                "renewal_blocker": certificate.renewal_blocker(now),
-            }
-        )
+        # What to do comes from the certificate's situation (the e-mail shows its explanation).
+        entries.append({"certificate": certificate})
     _tell(entries, "renewal_late", AlertKind.RENEWAL_LATE, to, gettext_noop("Alert sent: renewal late."))
     return len(entries)
 
@@ -370,14 +358,7 @@ def renewal_failed(order: Order) -> None:
     if not to and not contacts:
         log.error("Renewal order %s failed but nobody is set to receive alerts.", order.pk)
         return
-    now = timezone.now()
-    cannot_renew = certificate.state == LifecycleState.BLOCKED or certificate.not_after <= now
-    entry = {
-        "certificate": certificate,
-        "order": order,
-        "renewal_blocker": certificate.renewal_blocker(now) if cannot_renew else None,
-        "expired": certificate.not_after <= now,
-    }
+    entry = {"certificate": certificate, "order": order, "expired": certificate.not_after <= timezone.now()}
     reached = _deliver(
         "renewal_failed", [entry], to, contacts, {"order": order, "certificate": certificate, **entry}
     )

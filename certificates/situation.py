@@ -275,6 +275,8 @@ class Situation:
                 "Digst has not enabled renewal for this organisation. Ask Digst (mitiderhverv@digst.dk) to "
                 "enable it; once they have, click “Digst has enabled renewal: try again”."
             )
+        if self.renewal_blocker:  # Renew now would not work either: say what stands in the way
+            return f"{gettext('The portal cannot renew it:')} {self.renewal_blocker}"
         error = gettext(failure.last_error) if failure is not None and failure.last_error else "-"
         return gettext(
             "The last renewal failed: %(error)s Deal with the cause, then click “Renew now” on the "
