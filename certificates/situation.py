@@ -251,7 +251,7 @@ class Situation:
                     "(docs/operations.md, “Health endpoints”)."
                 )
             if self.renewal_blocker:
-                return f"{gettext('The portal cannot renew it:')} {self.renewal_blocker}"
+                return self.renewal_blocker
             return gettext(
                 "No renewal has started: check that beat and a worker are running (the /scheduler "
                 "endpoint says when the last sweep ran), then click “Renew now” on the certificate's page."
@@ -260,7 +260,7 @@ class Situation:
             return gettext("Nothing to do: the portal collects the new certificate from the CA.")
         if key == SituationKey.NOT_RENEWABLE or self.not_renewed_because:
             if self.renewal_blocker:
-                return f"{gettext('The portal cannot renew it:')} {self.renewal_blocker}"
+                return self.renewal_blocker
             return gettext("Automatic renewal is off. Click “Renew now” on the certificate's page.")
         if c.renew_at is not None and c.renew_at > self.now:
             return gettext("Nothing to do: automatic renewal starts on %(due)s.") % {
@@ -276,7 +276,7 @@ class Situation:
                 "enable it; once they have, click “Digst has enabled renewal: try again”."
             )
         if self.renewal_blocker:  # Renew now would not work either: say what stands in the way
-            return f"{gettext('The portal cannot renew it:')} {self.renewal_blocker}"
+            return self.renewal_blocker
         error = gettext(failure.last_error) if failure is not None and failure.last_error else "-"
         return gettext(
             "The last renewal failed: %(error)s Deal with the cause, then click “Renew now” on the "

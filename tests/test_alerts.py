@@ -98,7 +98,7 @@ def test_the_alert_says_what_to_do(recipients):
     monitor_only = certificate("monitor", 10.5)
     send_expiry_alerts(NOW)
     (message,) = mail.outbox
-    assert "The portal cannot renew it: The portal holds no private key" in message.body
+    assert "What to do:\n  The portal holds no private key" in message.body
     html = message.alternatives[0][0]
     assert monitor_only.get_absolute_url() in html and "<strong>monitor</strong>" in html
 
