@@ -171,6 +171,12 @@ def test_actions_appear_only_where_they_can_work_and_say_why_otherwise(alice_cli
     monitor = certificates[SituationKey.NOT_RENEWABLE]
     page = alice_client.get(monitor.get_absolute_url()).content.decode()
     assert '<button type="button" disabled' in page and "holds no private key" in page
+    # Renewal settings are offered only where a renewal can happen.
+    assert "Change renewal settings" not in page
+    expired_page = alice_client.get(expired.certificate.get_absolute_url()).content.decode()
+    assert "Change renewal settings" not in expired_page
+    late_page = alice_client.get(late.certificate.get_absolute_url()).content.decode()
+    assert "Change renewal settings" in late_page
 
 
 def test_needs_attention_lists_every_state_to_act_on_most_urgent_first_with_the_action(
