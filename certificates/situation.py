@@ -258,10 +258,14 @@ class Situation:
             )
         if key == SituationKey.RENEWING:
             return gettext("Nothing to do: the portal collects the new certificate from the CA.")
-        if key == SituationKey.NOT_RENEWABLE or self.not_renewed_because:
+        if key == SituationKey.NOT_RENEWABLE:
             if self.renewal_blocker:
                 return self.renewal_blocker
             return gettext("Automatic renewal is off. Click “Renew now” on the certificate's page.")
+        if self.not_renewed_because:  # valid for a while yet: nothing to do now, but say it
+            return gettext("It will not be renewed automatically: %(reason)s.") % {
+                "reason": self.not_renewed_because
+            }
         if c.renew_at is not None and c.renew_at > self.now:
             return gettext("Nothing to do: automatic renewal starts on %(due)s.") % {
                 "due": _minute(c.renew_at)

@@ -145,7 +145,9 @@ def test_not_renewable_says_why():
         assert situation.key == SituationKey.NOT_RENEWABLE, reason
         assert reason in situation.headline, reason
     # Far from expiry, the same certificates are simply valid: nothing to act on yet.
-    assert make("off-later", 300, auto_renew=False).situation().key == SituationKey.VALID
+    later = make("off-later", 300, auto_renew=False).situation()
+    assert later.key == SituationKey.VALID
+    assert later.explanation == "It will not be renewed automatically: automatic renewal is off."
 
 
 def test_actions_appear_only_where_they_can_work_and_say_why_otherwise(alice_client, vera_client):
