@@ -21,3 +21,5 @@ class AuditAction(models.TextChoices):
     KEY_DOWNLOADED = "key_downloaded", _("Private key downloaded")
     CERTIFICATE_BLOCKED = "certificate_blocked", _("Certificate blocked")
     TRUST_STORE_CHANGED = "trust_store_changed", _("Trust store changed")
+    API_TOKEN_CREATED = "api_token_created", _("API token created")
+    API_TOKEN_REVOKED = "api_token_revoked", _("API token revoked")

@@ -62,3 +62,20 @@ class UserForm(forms.ModelForm):
         user.save()
         limit_to_organisations(user, list(self.cleaned_data["organisations"]))
         return user
+
+
+class ApiTokenForm(forms.Form):
+    """A new API token: a name to tell it apart, and an optional lifetime."""
+
+    name = forms.CharField(
+        label=_("Name"),
+        max_length=100,
+        help_text=_("What the token is for, e.g. “deployment pipeline”."),
+    )
+    expires_days = forms.IntegerField(
+        label=_("Expires after (days)"),
+        required=False,
+        min_value=1,
+        max_value=3650,
+        help_text=_("Empty: the token works until you revoke it."),
+    )

@@ -27,6 +27,8 @@ SUMMARIES = {
     AuditAction.KEY_DOWNLOADED: _("%(common_name)s (serial number %(serial_number)s)"),
     AuditAction.CERTIFICATE_BLOCKED: _("%(common_name)s (serial number %(serial_number)s)"),
     AuditAction.TRUST_STORE_CHANGED: _("%(change)s: %(name)s"),
+    AuditAction.API_TOKEN_CREATED: _("“%(name)s” (%(prefix)s…) of %(user)s"),
+    AuditAction.API_TOKEN_REVOKED: _("“%(name)s” (%(prefix)s…) of %(user)s"),
 }
 TRUST_CHANGES = {"added": _("Added"), "removed": _("Removed")}
 
@@ -138,3 +140,36 @@ def limit_to_organisations(user: User, organizations: list[Organization] | None)
         return
     limit, _ = OrganisationLimit.objects.get_or_create(user=user)
     limit.organizations.set(organizations)
+
+
+class ApiToken(models.Model):
+    """A token with which a script calls the API (`Authorization: Bearer <token>`) as its user, with that
+    user's role and organisation limits. Only a SHA-256 digest of the token is stored: the token itself
+    is shown once, when it is made (accounts.tokens). `prefix`, its first characters, names it on pages
+    and in the audit log without revealing it."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16)
+    digest = models.CharField("SHA-256 of the token", max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    # Written at most once a minute (accounts.tokens.LAST_USED_RESOLUTION), not at every request.
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…) of {self.user}"
+
+    def is_usable(self, now: dt.datetime | None = None) -> bool:
+        """Whether the token still opens the API: not revoked, not expired, its user active."""
+        now = now or timezone.now()
+        return (
+            self.revoked_at is None
+            and (self.expires_at is None or self.expires_at > now)
+            and bool(self.user.is_active)
+        )

@@ -25,6 +25,7 @@ _VIEWER = [
     "certificates.view_event",
     "certificates.view_organization",
     "mitid.view_certificateprofile",
+    "endpoints.view_endpoint",
 ]
 _OPERATOR = [
     *_VIEWER,
@@ -33,6 +34,10 @@ _OPERATOR = [
     "mitid.issue_certificate",
     "mitid.add_certificateprofile",
     "mitid.change_certificateprofile",
+    "endpoints.add_endpoint",  # add one, or a list
+    "endpoints.change_endpoint",  # scan now
+    "endpoints.delete_endpoint",
+    "endpoints.change_registrationitem",  # the registration checklist: add places, tick them off
 ]
 _ADMINISTRATOR = [
     *_OPERATOR,

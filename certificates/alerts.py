@@ -460,10 +460,13 @@ def _open_incident(kind: IncidentKind, now: dt.datetime) -> tuple[Incident, bool
 # --- the scheduler ---------------------------------------------------------------------------------
 
 
-def scheduler_stopped(last_success: dt.datetime | None, now: dt.datetime | None = None) -> bool:
+def scheduler_stopped(
+    last_success: dt.datetime | None, now: dt.datetime | None = None, noticed_by: str = "monitor"
+) -> bool:
     """The renewal sweep has not run for too long (beat or every worker stopped): open an incident and
-    tell a person once per outage. Called by whoever notices (the /scheduler endpoint, which a monitor
-    polls), since a stopped scheduler cannot report itself. Returns whether this call opened it."""
+    tell a person once per outage. Called by whoever notices, since a stopped scheduler cannot report
+    itself: `noticed_by` is "worker" (so beat is the likely cause), "beat" (so no worker takes tasks) or
+    "monitor" (the /scheduler endpoint). Returns whether this call opened it."""
     now = now or timezone.now()
     incident, opened = _open_incident(IncidentKind.SCHEDULER_STOPPED, now)
     if not opened:
@@ -471,7 +474,11 @@ def scheduler_stopped(last_success: dt.datetime | None, now: dt.datetime | None 
     to = recipients()
     if not to:
         log.error("The scheduler has stopped but nobody is set to receive alerts.")
-    elif not _send_quietly("scheduler_stopped", {"incident": incident, "last_success": last_success}, to):
+    elif not _send_quietly(
+        "scheduler_stopped",
+        {"incident": incident, "last_success": last_success, "noticed_by": noticed_by},
+        to,
+    ):
         incident.delete()
         return False
     return True

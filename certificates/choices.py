@@ -91,6 +91,8 @@ class EventKind(models.TextChoices):
     LAPSED = "lapsed", _("Expired without a renewal")
     WARNING = "warning", _("Warning")
     CONTACTS_CHANGED = "contacts_changed", _("Contacts changed")
+    DISCOVERED = "discovered", _("Found on an endpoint")
+    REGISTRATION = "registration", _("Registration checklist")
 
 
 class AlertKind(models.TextChoices):

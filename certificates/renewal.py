@@ -285,6 +285,7 @@ def _complete(order: Order, bundle: Bundle, issuer_name: str) -> None:
                 state=LifecycleState.SUPERSEDED
             )
             new.renewed_from = old
+            signals.certificate_superseded.send(sender=Certificate, old=old, new=new)
         if outcome.created:
             new.auto_renew, new.renew_before = old.auto_renew, old.renew_before
             new.save(update_fields=["auto_renew", "renew_before", "updated_at"])

@@ -22,7 +22,7 @@ from django.utils.formats import date_format
 from django.utils.text import slugify
 from django.utils.translation import gettext, gettext_noop
 
-from . import vault
+from . import signals, vault
 from .choices import EventKind, LifecycleState, Source
 from .models import Certificate, CertificateContact, Event, Organization, organisation_limit
 from .trust import TrustStore, Verdict, issued_by
@@ -348,6 +348,7 @@ def link_renewal_chain(certificate: Certificate, actor: Actor) -> Certificate | 
                 date=_date(successor),
                 replaced_by=successor.pk,
             )
+            signals.certificate_superseded.send(sender=Certificate, old=member, new=successor)
         elif member is newest and member.state == LifecycleState.SUPERSEDED:
             member.state = LifecycleState.ACTIVE
             member.save(update_fields=["state", "updated_at"])

@@ -8,6 +8,7 @@ app_name = "certificates"
 urlpatterns = [
     path("", views.certificate_list, name="list"),
     path("import/", views.certificate_import, name="import"),
+    path("export.csv", views.certificate_export, name="export"),
     path("notifications/", views.notification_settings, name="notifications"),
     path("notifications/test/", views.send_test_email, name="notifications-test"),
     path("trust/", trust_views.trust_store, name="trust-store"),

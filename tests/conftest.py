@@ -88,6 +88,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         fixtures = set(getattr(item, "fixturenames", ()))
         if item.get_closest_marker("django_db") or fixtures & DATABASE_FIXTURES:
             item.add_marker(pytest.mark.database)
+    # The `slow` tests (processes, the browser) first: under pytest-xdist the long ones then start at once
+    # and the many short ones fill the gaps, instead of one long test running alone at the end.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
@@ -96,6 +99,9 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     portal and one Chromium) go to one worker together, and so does each simulator module (its own
     simulator process). (xdist's own `--dist loadgroup` does this with marks, but not on pytest 9.)"""
     from xdist.scheduler import LoadScopeScheduling
+
+    # Hand the work out in the order of the collection (slow tests first, above), not by group size.
+    config.option.loadscopereorder = False
 
     class SharedFixtureScheduling(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:

@@ -13,6 +13,7 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
 from certificates.models import Certificate, NotificationSettings
 from certificates.services import import_certificate_file
+from endpoints.models import Endpoint
 from mitid.models import CertificateProfile
 
 from .conftest import ALL_FIXTURES, oces3, user_with_role
@@ -34,6 +35,7 @@ RULES: dict[str, tuple[str, str]] = {
     "scheduler": (PUBLIC, PUBLIC),
     "home": ("certificates.view_certificate",) * 2,
     "certificates:list": ("certificates.view_certificate",) * 2,
+    "certificates:export": ("certificates.view_certificate",) * 2,
     "certificates:detail": ("certificates.view_certificate",) * 2,
     "certificates:download-pem": ("certificates.view_certificate",) * 2,
     "certificates:download-chain": ("certificates.view_certificate",) * 2,
@@ -58,8 +60,43 @@ RULES: dict[str, tuple[str, str]] = {
     "accounts:user-edit": ("auth.change_user",) * 2,
     "two-factor": (LOGGED_IN, LOGGED_IN),
     "two-factor-verify": (LOGGED_IN, LOGGED_IN),
+    "api-tokens": (LOGGED_IN, LOGGED_IN),  # each user's own tokens only
+    "api-token-revoke": (LOGGED_IN, LOGGED_IN),
     "audit": ("accounts.view_auditentry",) * 2,
+    # The REST API: the pages' permissions; an anonymous request gets 401, not the login redirect.
+    "api:certificate-list": ("certificates.view_certificate",) * 2,
+    "api:certificate-export": ("certificates.view_certificate",) * 2,
+    "api:certificate-detail": ("certificates.view_certificate",) * 2,
+    "api:certificate-import": ("certificates.add_certificate",) * 2,
+    "api:certificate-issue": ("mitid.issue_certificate",) * 2,
+    "api:certificate-renew": ("certificates.renew_certificate",) * 2,
+    "api:certificate-renewal-settings": ("certificates.renew_certificate",) * 2,
+    "api:certificate-block": ("certificates.block_certificate",) * 2,
+    "api:certificate-pkcs12": ("certificates.download_private_key",) * 2,
+    "api:order-list": ("certificates.view_certificate",) * 2,
+    "api:order-detail": ("certificates.view_certificate",) * 2,
+    "api:event-list": ("certificates.view_certificate",) * 2,
+    "api:profile-list": ("mitid.view_certificateprofile",) * 2,
+    "api:profile-detail": ("mitid.view_certificateprofile",) * 2,
+    "api:organisation-list": ("certificates.view_organization",) * 2,
+    "api:endpoint-list": ("endpoints.view_endpoint", "endpoints.add_endpoint"),
+    "api:endpoint-bulk": ("endpoints.add_endpoint",) * 2,
+    "api:endpoint-detail": ("endpoints.view_endpoint",) * 2,
+    "api:endpoint-scan": ("endpoints.change_endpoint",) * 2,
+    "api:schema": (LOGGED_IN, LOGGED_IN),
+    "api:docs": (LOGGED_IN, LOGGED_IN),
+    "endpoints:list": ("endpoints.view_endpoint",) * 2,
+    "endpoints:not-deployed": ("endpoints.view_endpoint",) * 2,
+    "endpoints:detail": ("endpoints.view_endpoint",) * 2,
+    "endpoints:add": ("endpoints.add_endpoint",) * 2,
+    "endpoints:bulk": ("endpoints.add_endpoint",) * 2,
+    "endpoints:scan": ("endpoints.change_endpoint",) * 2,
+    "endpoints:delete": ("endpoints.delete_endpoint",) * 2,
+    "endpoints:registration-add": ("endpoints.change_registrationitem",) * 2,
+    "endpoints:registration-tick": ("endpoints.change_registrationitem",) * 2,
 }
+# API addresses answer an anonymous request with 401 (problem+json) instead of the login redirect.
+API_401 = {name for name in RULES if name.startswith("api:") and name != "api:docs"}
 ROLES = [None, "Viewer", "Operator", "Administrator"]
 
 
@@ -91,7 +128,21 @@ def objects(django_user_model):  # type: ignore[no-untyped-def]
         environment="test",
     )
     other = django_user_model.objects.create_user("someone", "someone@example.dk", "x-pw-1")
-    return {"certificates": outcome.certificate.pk, "mitid": profile.pk, "accounts": other.pk}
+    from accounts.models import ApiToken
+
+    token = ApiToken.objects.create(user=other, name="theirs", prefix="tv_abcdef", digest="0" * 64)
+    # Port 9 (discard) on loopback: nothing listens, so a scan is refused at once.
+    endpoint = Endpoint.objects.create(
+        organization=outcome.certificate.organization, host="127.0.0.1", port=9
+    )
+    return {
+        "certificates": outcome.certificate.pk,
+        "mitid": profile.pk,
+        "accounts": other.pk,
+        "": token.pk,
+        "api": outcome.certificate.pk,
+        "endpoints": endpoint.pk,
+    }
 
 
 def url_for(name: str, objects: dict[str, int]) -> str:
@@ -143,7 +194,9 @@ def test_anonymous_visitors_are_sent_to_the_login_page_except_for_public_urls(ob
     for name in url_names():
         url = url_for(name, objects)
         response = client.get(url)
-        if RULES[name][0] == PUBLIC:
+        if name in API_401:
+            assert response.status_code == 401, name
+        elif RULES[name][0] == PUBLIC:
             assert response.status_code in (200, 302, 405, 503) and "/accounts/login/" not in response.get(
                 "Location", ""
             ), name

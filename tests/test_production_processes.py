@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
+import pytest
 import requests
 from cryptography.fernet import Fernet
 
@@ -25,6 +26,7 @@ from .support.processes import (
     Simulator,
     free_port,
     manage,
+    migrate,
     portal_env,
     postgres_database,
     redis_server,
@@ -33,6 +35,9 @@ from .support.processes import (
     wait_for_http,
 )
 from .test_scheduler_processes import AGE_SECONDS, LIFETIME_MINUTES, issue_through_the_page
+
+# Starts processes (or a browser) and takes seconds: pytest-xdist hands these out first.
+pytestmark = pytest.mark.slow
 
 ADMIN = ("ops", "ops-password-42")
 
@@ -136,7 +141,7 @@ def gunicorn(env: dict[str, str], log_dir: Path) -> Iterator[str]:
 def test_gunicorn_serves_the_portal_in_production_mode(simulator: Simulator, tmp_path: Path):
     closed_port = free_port()
     env = production_env(tmp_path, simulator, REDIS_URL=f"redis://:redis-secret-pw@127.0.0.1:{closed_port}/0")
-    manage(env, "migrate", "--noinput")
+    migrate(env)
     manage(env, "collectstatic", "--noinput")  # what the image does when it is built
     with gunicorn(env, tmp_path) as url:
         assert requests.get(url + "/healthz", timeout=10).json() == {"status": "ok"}

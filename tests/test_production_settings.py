@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
+# Starts processes (or a browser) and takes seconds: pytest-xdist hands these out first.
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 
 # What docs/operations.md ("Deploy") tells an operator to set; docker-compose.yml sets the same.

@@ -31,12 +31,14 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from trustview.run import WORKER_OPTIONS
+
 from .support.processes import (
     REPO,
     Simulator,
     celery,
     fresh_state,
-    manage,
+    migrate,
     portal_env,
     postgres_database,
     redis_server,
@@ -44,6 +46,9 @@ from .support.processes import (
     running_portal,
     running_simulator,
 )
+
+# Starts processes (or a browser) and takes seconds: pytest-xdist hands these out first.
+pytestmark = pytest.mark.slow
 
 LIFETIME_MINUTES = 5
 AGE_SECONDS = 200  # two thirds of the lifetime: due at once, 100 seconds left
@@ -139,7 +144,7 @@ def killable_worker(
 ) -> Iterator[subprocess.Popen[bytes]]:
     """A Celery worker (main process and pool) in a process group of its own, so a test can kill all of
     it at once with SIGKILL, as a container that is killed or a machine that loses power."""
-    command = celery("worker", "--loglevel", "INFO", "--concurrency", str(concurrency), "-Q", "celery,orders")
+    command = celery("worker", *WORKER_OPTIONS, "--concurrency", str(concurrency))
     with log.open("ab") as output:
         process = subprocess.Popen(
             command, cwd=REPO, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
@@ -163,7 +168,7 @@ def kill(worker: subprocess.Popen[bytes]) -> None:
 
 def portal(tmp_path: Path, simulator: Simulator, **settings: str) -> dict[str, str]:
     env = portal_env(tmp_path, simulator, **FAST, **settings)
-    manage(env, "migrate", "--noinput")
+    migrate(env)
     return env
 
 

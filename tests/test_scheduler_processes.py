@@ -15,9 +15,13 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from .support.processes import redis_server, running_portal
+
+# Starts processes (or a browser) and takes seconds: pytest-xdist hands these out first.
+pytestmark = pytest.mark.slow
 
 # A short-lived certificate (renewal due at a third of its life left), issued with the simulator's clock
 # set back so that it is due at once: nothing waits for it to age. Two minutes leave 40 seconds between

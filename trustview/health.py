@@ -7,8 +7,9 @@
   a healthy web process out of service.
 - /scheduler is the scheduler's freshness: the renewal sweep has succeeded recently (beat sends it, a
   worker runs it, and it records a SchedulerHeartbeat row), with a grace period after this process
-  started. When it is stale, the portal e-mails once per outage (certificates.alerts.scheduler_stopped):
-  a stopped scheduler cannot report itself, so whoever polls this endpoint is the one who notices.
+  started. When it is stale, the portal e-mails once per outage (certificates.alerts.scheduler_stopped).
+  A stopped scheduler cannot report itself: whoever still runs notices (`watch_scheduler`): a monitor
+  polling this endpoint, every worker (beat stopped) and beat (no worker takes its tasks).
 
 All answer JSON without login and never include a host name, user name or password.
 
@@ -73,21 +74,28 @@ def scheduler(request: HttpRequest) -> JsonResponse:
     """The scheduler's freshness: 200 while the sweep runs (or within the grace period after start), else
     503, and then a person is told once per outage."""
     try:
-        check = check_sweep(started_at=STARTED_AT)
+        check = watch_scheduler(STARTED_AT, noticed_by="monitor")
     except Exception:  # the database is down, or migrations are not applied yet
         log.exception("Scheduler check: the last sweep could not be read.")
         check = {"ok": False, "error": "the last sweep could not be read (is the database up and migrated?)"}
-    else:
-        if not check["ok"] and not check.get("starting"):
-            try:
-                from certificates.alerts import scheduler_stopped
-
-                scheduler_stopped(_parse(check.get("last_success")))
-            except Exception:
-                log.exception("Scheduler check: could not record or report the stopped scheduler.")
     return JsonResponse(
         {"status": "ok" if check["ok"] else "fail", "sweep": check}, status=200 if check["ok"] else 503
     )
+
+
+def watch_scheduler(started_at: dt.datetime, noticed_by: str) -> Check:
+    """The sweep's freshness (`check_sweep`); when it is stale past the grace period, the stopped
+    scheduler is reported, once per outage. Whoever still runs calls this: a monitor polling /scheduler,
+    every worker and beat (trustview/celery.py), each saying who noticed (`noticed_by`)."""
+    check = check_sweep(started_at=started_at)
+    if not check["ok"] and not check.get("starting"):
+        try:
+            from certificates.alerts import scheduler_stopped
+
+            scheduler_stopped(_parse(check.get("last_success")), noticed_by=noticed_by)
+        except Exception:
+            log.exception("Scheduler check: could not record or report the stopped scheduler.")
+    return check
 
 
 def _parse(value: str | None) -> dt.datetime | None:

@@ -27,6 +27,10 @@ import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEMO_CVR = "12345678"
+# One worker for both queues: control tasks ("celery") and order steps ("orders", settings). It is alone,
+# so it neither looks for other workers at start (mingle, a second's wait) nor keeps talking to them
+# (gossip); the tests start their workers with the same options.
+WORKER_OPTIONS = ("--loglevel", "INFO", "-Q", "celery,orders", "--without-mingle", "--without-gossip")
 
 
 def main() -> int:
@@ -76,8 +80,7 @@ def main() -> int:
             "web", [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"], processes
         )
         celery = [sys.executable, "-m", "celery", "-A", "trustview"]
-        # One worker for both queues: control tasks ("celery") and order steps ("orders", settings).
-        worker = [*celery, "worker", "--loglevel", "INFO", "--concurrency", "2", "-Q", "celery,orders"]
+        worker = [*celery, "worker", *WORKER_OPTIONS, "--concurrency", "2"]
         _start("worker", worker, processes)
         _start("beat", [*celery, "beat", "--loglevel", "INFO"], processes)
         broker = "Redis at REDIS_URL" if env.str("REDIS_URL", default="") else "embedded (files under var/)"

@@ -68,6 +68,11 @@ INSTALLED_APPS = [
     "certificates",
     "mitid",
     "accounts",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served as static files (no CDN)
+    "api",
+    "endpoints",
 ]
 
 MIDDLEWARE = [
@@ -135,6 +140,40 @@ CONTENT_SECURITY_POLICY = {
         "form-action": ["'self'"],
         "frame-ancestors": ["'none'"],
     }
+}
+
+# The REST API (api/): Bearer tokens or the session (with CSRF), the pages' permissions, JSON only, and
+# errors as problem+json (api.problems). Its schema and documentation come from drf-spectacular.
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "api.authentication.BearerTokenAuthentication",
+        "api.authentication.VerifiedSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "api.problems.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_VERSIONING_CLASS": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "trustview API",
+    "DESCRIPTION": "Certificates, renewals and MitID Erhverv issuing, as on the portal's pages. Send "
+    "`Authorization: Bearer <token>` (make a token on the API tokens page). Errors are "
+    "application/problem+json (RFC 9457).",
+    "VERSION": "1",
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "EnvironmentEnum": "certificates.choices.Environment",
+        "LifecycleStateEnum": "certificates.choices.LifecycleState",
+        "OrderStateEnum": "certificates.choices.OrderState",
+    },
 }
 
 ROOT_URLCONF = "trustview.urls"
@@ -227,6 +266,11 @@ TRUSTVIEW_SWEEP_SECONDS = env.float("TRUSTVIEW_SWEEP_SECONDS", default=60.0)
 # intervals, except within the grace period after the web process started.
 TRUSTVIEW_SCHEDULER_SWEEP_MARGIN = env.float("TRUSTVIEW_SCHEDULER_SWEEP_MARGIN", default=3.0)
 TRUSTVIEW_SCHEDULER_GRACE_SECONDS = env.float("TRUSTVIEW_SCHEDULER_GRACE_SECONDS", default=300.0)
+TRUSTVIEW_ENDPOINT_SWEEP_SECONDS = env.float("TRUSTVIEW_ENDPOINT_SWEEP_SECONDS", default=60.0)
+# How often each worker and beat check that the sweep runs (trustview/celery.py), so that a person hears
+# of a stopped beat or of stopped workers without a monitor polling /scheduler.
+TRUSTVIEW_SCHEDULER_CHECK_SECONDS = env.float("TRUSTVIEW_SCHEDULER_CHECK_SECONDS", default=60.0)
+CELERY_BEAT_SCHEDULER = "trustview.celery:WatchfulScheduler"
 CELERY_BEAT_SCHEDULE = {
     "renewal-sweep": {
         "task": "certificates.tasks.sweep",
@@ -241,6 +285,17 @@ CELERY_BEAT_SCHEDULE = {
     "revocation-check": {
         "task": "certificates.tasks.check_revocation",
         "schedule": crontab(minute=45, hour=env.int("TRUSTVIEW_REVOCATION_CHECK_HOUR", default=5)),
+        "options": {"expires": 23 * 3600},
+    },
+    # Scans the TLS endpoints that are due (endpoints.services.scan_due), then sends the endpoint alerts.
+    "endpoint-scans": {
+        "task": "endpoints.tasks.scan_due",
+        "schedule": TRUSTVIEW_ENDPOINT_SWEEP_SECONDS,
+        "options": {"expires": TRUSTVIEW_ENDPOINT_SWEEP_SECONDS * 0.9},
+    },
+    "registration-reminder": {
+        "task": "endpoints.tasks.send_registration_reminder",
+        "schedule": crontab(minute=0, hour=env.int("TRUSTVIEW_REGISTRATION_REMINDER_HOUR", default=8)),
         "options": {"expires": 23 * 3600},
     },
     "monthly-status": {
@@ -317,6 +372,44 @@ TRUSTVIEW_TRUST_ROOTS_EXTRA: list[str] = env.list(
 TRUSTVIEW_OCSP_TIMEOUT_SECONDS = env.float("TRUSTVIEW_OCSP_TIMEOUT_SECONDS", default=10.0)
 TRUSTVIEW_OCSP_MAX_BYTES = env.int("TRUSTVIEW_OCSP_MAX_BYTES", default=64 * 1024)
 TRUSTVIEW_OCSP_ALLOWED_HOSTS: list[str] = env.list("TRUSTVIEW_OCSP_ALLOWED_HOSTS", default=[])
+
+# TLS endpoints (endpoints.scanner). Each endpoint is scanned about every interval (jittered by a tenth);
+# the beat job looks for due endpoints every TRUSTVIEW_ENDPOINT_SWEEP_SECONDS and scans at most BATCH of
+# them per run, CONCURRENCY at once, each connection and handshake within its timeout. A run shares the
+# default queue with the renewal sweep, so it is kept short: at worst (every endpoint timing out)
+# BATCH / CONCURRENCY x (connect + handshake timeout) seconds, about a minute with the defaults, which
+# still scans 3,000 endpoints an hour.
+TRUSTVIEW_ENDPOINT_SCAN_INTERVAL_SECONDS = env.float(
+    "TRUSTVIEW_ENDPOINT_SCAN_INTERVAL_SECONDS", default=3600.0
+)
+TRUSTVIEW_ENDPOINT_SCAN_BATCH = env.int("TRUSTVIEW_ENDPOINT_SCAN_BATCH", default=50)
+TRUSTVIEW_ENDPOINT_CONCURRENCY = env.int("TRUSTVIEW_ENDPOINT_CONCURRENCY", default=8)
+TRUSTVIEW_ENDPOINT_CONNECT_TIMEOUT_SECONDS = env.float(
+    "TRUSTVIEW_ENDPOINT_CONNECT_TIMEOUT_SECONDS", default=5.0
+)
+TRUSTVIEW_ENDPOINT_HANDSHAKE_TIMEOUT_SECONDS = env.float(
+    "TRUSTVIEW_ENDPOINT_HANDSHAKE_TIMEOUT_SECONDS", default=5.0
+)
+# Networks the scanner never connects to, whatever a user types (server-side request forgery): link-local
+# (with the cloud metadata address 169.254.169.254), this-network, multicast and broadcast; in production
+# also loopback. Private networks stay allowed: the endpoints to watch are often inside one.
+_BLOCKED_ALWAYS = [
+    "0.0.0.0/8",
+    "169.254.0.0/16",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "::/128",
+    "fe80::/10",
+    "ff00::/8",
+    "fd00:ec2::254/128",
+]
+TRUSTVIEW_ENDPOINT_BLOCKED_NETWORKS: list[str] = env.list(
+    "TRUSTVIEW_ENDPOINT_BLOCKED_NETWORKS",
+    default=[*_BLOCKED_ALWAYS, *(["127.0.0.0/8", "::1/128"] if PRODUCTION else [])],
+)
+# An endpoint still serving a certificate this long after its renewal entered the portal is alerted
+# (renewed but not deployed); a day by default.
+TRUSTVIEW_DEPLOYMENT_GRACE_SECONDS = env.float("TRUSTVIEW_DEPLOYMENT_GRACE_SECONDS", default=86400.0)
 
 LOGGING = {
     "version": 1,

@@ -8,7 +8,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import include, path
 from django.views.i18n import set_language
 
-from accounts import audit_views, two_factor_views
+from accounts import audit_views, token_views, two_factor_views
 from accounts.middleware import two_factor_exempt
 from accounts.own_email import own_email
 from certificates.views import dashboard
@@ -24,6 +24,9 @@ urlpatterns = [
     path("account/two-factor/", two_factor_views.setup, name="two-factor"),
     path("account/two-factor/verify/", two_factor_views.verify, name="two-factor-verify"),
     path("account/email/", own_email, name="own-email"),
+    # API tokens: each user makes and revokes their own.
+    path("account/api-tokens/", token_views.api_tokens, name="api-tokens"),
+    path("account/api-tokens/<int:pk>/revoke/", token_views.revoke_api_token, name="api-token-revoke"),
     path("audit/", audit_views.audit_log, name="audit"),
     path("accounts/password_change/", auth_views.PasswordChangeView.as_view(), name="password_change"),
     path(
@@ -36,6 +39,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("certificates/", include("certificates.urls")),
     path("mitid/", include("mitid.urls")),
+    path("api/", include("api.urls")),
+    path("endpoints/", include("endpoints.urls")),
     path("users/", include("accounts.urls")),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

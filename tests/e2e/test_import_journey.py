@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from playwright.sync_api import expect
 
 from ..conftest import ALL_FIXTURES, OCES3_DIR, SKAT_CVR, SKAT_UUID
 from .conftest import log_in, screenshot
+
+# Starts processes (or a browser) and takes seconds: pytest-xdist hands these out first.
+pytestmark = pytest.mark.slow
 
 SKAT = "Skatteministeriet - B2B gateway TSE TEST"
 

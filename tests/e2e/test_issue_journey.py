@@ -5,9 +5,13 @@ from __future__ import annotations
 import re
 import subprocess
 
+import pytest
 from playwright.sync_api import expect
 
 from .conftest import log_in, screenshot
+
+# Starts processes (or a browser) and takes seconds: pytest-xdist hands these out first.
+pytestmark = pytest.mark.slow
 
 
 def test_wrong_pin_then_issue_then_download_pkcs12(page, simulator, tmp_path):

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from playwright.sync_api import expect
 
 from .conftest import log_in, screenshot
+
+# Starts processes (or a browser) and takes seconds: pytest-xdist hands these out first.
+pytestmark = pytest.mark.slow
 
 
 def issue_in_browser(page, simulator, cvr: str, name: str) -> str:  # type: ignore[no-untyped-def]

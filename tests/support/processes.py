@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
+import hashlib
 import io
 import json
 import os
@@ -43,6 +44,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
+
+from trustview.run import WORKER_OPTIONS
 
 from .openssl import der_to_pem
 
@@ -85,7 +88,11 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes] | None, timeout: 
 
 
 def wait_for_http(
-    url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 30, read_timeout: float = 1
+    url: str,
+    process: subprocess.Popen[bytes],
+    log: Path,
+    timeout: float = START_TIMEOUT_SECONDS,
+    read_timeout: float = 1,
 ) -> None:
     deadline = time.monotonic() + timeout
     while True:
@@ -617,6 +624,41 @@ def portal_env(var_dir: Path, simulator: Simulator, **extra: str) -> dict[str, s
     return env
 
 
+def _migrated_template() -> Path:
+    """An SQLite database that `manage.py migrate` has brought up to date, made once per version of the
+    portal's code (shared by pytest-xdist's workers and by runs at the same time, under a lock).
+
+    Migrating a new SQLite database costs a Python start and a few seconds of commits; the suite starts a
+    dozen portals, so each starts from a copy of this one instead and `migrate` finds nothing to do.
+    """
+    code = hashlib.sha256()
+    for path in sorted(REPO.glob("*/**/*.py")):
+        if path.parts[len(REPO.parts)] in ("accounts", "certificates", "mitid", "trustview"):
+            code.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
+    directory = Path(tempfile.gettempdir()) / "trustview-test-databases"
+    directory.mkdir(exist_ok=True)
+    template = directory / f"migrated-{code.hexdigest()[:16]}.sqlite3"
+    with (directory / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not template.exists():
+            partial = template.with_suffix(".partial")
+            partial.unlink(missing_ok=True)
+            env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+            env.update(DATABASE_URL=f"sqlite:///{partial}", TRUSTVIEW_VAR_DIR=str(directory))
+            manage(env, "migrate", "--noinput")
+            partial.rename(template)
+    return template
+
+
+def migrate(env: dict[str, str]) -> None:
+    """`manage.py migrate` for a portal's database, as `make run` does; an SQLite database starts as a
+    copy of the migrated template, so the command has nothing left to do."""
+    url = env["DATABASE_URL"]
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite://")).exists():
+        shutil.copyfile(_migrated_template(), url.removeprefix("sqlite://"))
+    manage(env, "migrate", "--noinput")
+
+
 def manage(env: dict[str, str], *args: str) -> str:
     result = subprocess.run(
         [sys.executable, "manage.py", *args], cwd=REPO, env=env, check=True, capture_output=True, text=True
@@ -653,7 +695,7 @@ def running_portal(
         TRUSTVIEW_POLL_SECONDS="1",
         **settings,
     )
-    manage(env, "migrate", "--noinput")
+    migrate(env)
     manage(env, "ensure_superuser")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -662,7 +704,7 @@ def running_portal(
         running("web", web, env, var_dir) as server,
         running(
             "worker",
-            celery("worker", "--loglevel", "INFO", "--concurrency", str(workers), "-Q", "celery,orders"),
+            celery("worker", *WORKER_OPTIONS, "--concurrency", str(workers)),
             env,
             var_dir,
         ) as worker,
