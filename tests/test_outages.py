@@ -20,6 +20,8 @@ from email import policy
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from .support.processes import (
     Simulator,
     Unavailable,
@@ -43,6 +45,7 @@ from .test_renewal_under_faults import (
     wait_until,
 )
 
+pytestmark = pytest.mark.slow
 COUNT = 3
 FAILING = "Renewals keep failing"
 RECOVERED = "Renewals succeed again"
