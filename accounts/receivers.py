@@ -18,6 +18,8 @@ from certificates.signals import alert_channel_changed, trust_store_changed
 
 from . import audit
 from .choices import AuditAction
+from .own_email import SESSION_KEY as ASK_FOR_EMAIL
+from .own_email import should_ask
 
 EVENT_ACTIONS = {
     EventKind.KEY_DOWNLOADED: AuditAction.KEY_DOWNLOADED,
@@ -29,6 +31,8 @@ EVENT_ACTIONS = {
 def logged_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
     # The password step; with a two-factor device the session counts once the code is given too.
     audit.record(AuditAction.LOGIN, actor=user, request=request, two_factor=user_has_device(user))
+    if request is not None and hasattr(request, "session") and should_ask(user):
+        request.session[ASK_FOR_EMAIL] = True
 
 
 @receiver(user_login_failed, dispatch_uid="accounts.audit.login_failed")

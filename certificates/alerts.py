@@ -40,7 +40,6 @@ from .choices import (
     AlertKind,
     EventKind,
     IncidentKind,
-    LifecycleState,
     OrderKind,
     OrderState,
 )
@@ -239,8 +238,6 @@ def send_expiry_alerts(now: dt.datetime | None = None) -> int:
                 "days_left": (certificate.not_after - now).days,
                 "critical": threshold == min(levels),
                 "threshold": threshold,
-                "renewal_blocker": certificate.renewal_blocker(now),
-                "open_renewal": certificate.open_renewal(),
             }
         )
     if not entries:
@@ -348,11 +345,8 @@ def send_late_renewal_alerts(now: dt.datetime | None = None) -> int:
     longer than TRUSTVIEW_RENEWAL_LATE_HOURS without a successor, whatever the reason (CA down, worker or
     beat down, renewal not enabled): one e-mail, once, saying what to do. Returns how many were late."""
     now = now or timezone.now()
-    late_since = now - dt.timedelta(hours=settings.TRUSTVIEW_RENEWAL_LATE_HOURS)
     late = list(
-        Certificate.objects.current(now)
-        .filter(auto_renew=True, renew_at__lte=late_since)
-        .exclude(private_key_encrypted="")
+        Certificate.objects.renewal_overdue(now)
         .filter(~_unalerted(AlertKind.RENEWAL_LATE))
         .select_related("organization")
         .order_by("not_after", "pk")
@@ -364,21 +358,12 @@ def send_late_renewal_alerts(now: dt.datetime | None = None) -> int:
     for certificate in late:
         if _claim(certificate, AlertKind.RENEWAL_LATE, 0, to) is None:
             continue
-        renewals = Order.objects.filter(certificate=certificate, kind=OrderKind.RENEW).order_by(
-            "-created_at", "-id"
-        )
-        entries.append(
-            {
-                "certificate": certificate,
-                "open_renewal": renewals.filter(state__in=OPEN_ORDER_STATES).first(),
-                "last_failure": renewals.filter(state=OrderState.FAILED).first(),
-                "renewal_blocker": certificate.renewal_blocker(now),
-            }
-        )
+        # What to do comes from the certificate's situation (the e-mail shows its explanation).
+        entries.append({"certificate": certificate})
     channels.notify(
         "renewal_late",
         "warning",
-        [Item(e["certificate"], e["renewal_blocker"] or gettext_noop("renewal is late")) for e in entries],
+        [Item(e["certificate"], gettext_noop("renewal is late")) for e in entries],
         describe_with(
             gettext_noop("Renewal late: %(count)s"),
             gettext_noop(
@@ -419,7 +404,6 @@ def renewal_failed(order: Order) -> None:
     certificate can still be renewed)."""
     certificate = order.certificate
     now = timezone.now()
-    cannot_renew = certificate.state == LifecycleState.BLOCKED or certificate.not_after <= now
     channels.notify(
         "renewal_failed",
         "critical",
@@ -437,12 +421,7 @@ def renewal_failed(order: Order) -> None:
     if not to and not contacts:
         log.error("Renewal order %s failed but nobody is set to receive alerts.", order.pk)
         return
-    entry = {
-        "certificate": certificate,
-        "order": order,
-        "renewal_blocker": certificate.renewal_blocker(now) if cannot_renew else None,
-        "expired": certificate.not_after <= now,
-    }
+    entry = {"certificate": certificate, "order": order, "expired": certificate.not_after <= now}
     reached = _deliver(
         "renewal_failed", [entry], to, contacts, {"order": order, "certificate": certificate, **entry}
     )

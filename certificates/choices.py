@@ -31,6 +31,22 @@ class Status(models.TextChoices):
     NOT_YET_VALID = "not_yet_valid", _("Not yet valid")
 
 
+class SituationKey(models.TextChoices):
+    """Where a certificate stands, all things considered: its status, its renewal, and whether the portal
+    renews it (certificates.situation; one key per certificate at a time)."""
+
+    VALID = "valid", _("Valid")
+    EXPIRING = "expiring", _("Expiring")
+    EXPIRED = "expired", _("Expired")
+    SUPERSEDED = "superseded", _("Superseded")
+    BLOCKED = "blocked", _("Blocked")
+    NOT_YET_VALID = "not_yet_valid", _("Not yet valid")
+    RENEWING = "renewing", _("Renewal in progress")
+    RENEWAL_FAILING = "renewal_failing", _("Renewal failing")
+    RENEWAL_LATE = "renewal_late", _("Renewal late")
+    NOT_RENEWABLE = "not_renewable", _("Not renewed automatically")
+
+
 STATUS_COLOURS = {
     Status.VALID: "green",
     Status.EXPIRING: "amber",

@@ -12,7 +12,8 @@ from django.db.models import Count
 from django.db.models.functions import TruncMonth
 from django.utils import timezone
 
-from .models import Certificate, CertificateQuerySet, Event, organisation_limit
+from .models import CertificateQuerySet, Event, organisation_limit
+from .situation import Situation
 
 
 @dataclass
@@ -61,16 +62,12 @@ def expiry_chart(
     return {"bars": bars, "width": width, "height": height, "baseline": baseline, "bar_width": slot - 12}
 
 
-def attention(now: dt.datetime, certificates: CertificateQuerySet, limit: int = 10) -> list[Certificate]:
-    """What a person must act on (Certificate.objects.needs_attention), soonest expiry first (one query)."""
-    return list(
-        certificates.needs_attention(now)
-        .with_status(now)
-        .with_renewal_state(now)
-        .for_listing()
-        .select_related("organization")
-        .order_by("not_after", "id")[:limit]
-    )
+def attention(now: dt.datetime, certificates: CertificateQuerySet, limit: int = 10) -> list[Situation]:
+    """What a person must act on (Certificate.objects.needs_attention), most urgent first (expired
+    without a renewal, renewal failing, late, expiring without automatic renewal, blocked), each with its
+    situation: the sentence, and the action or what to do (one query)."""
+    rows = certificates.needs_attention(now).with_situation(now).for_listing().by_urgency(now)[:limit]
+    return [certificate.situation(now) for certificate in rows]
 
 
 def recent_events(user: AbstractUser | AnonymousUser, limit: int = 10) -> list[Event]:

@@ -12,6 +12,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Protocol
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils.module_loading import import_string
 
 if TYPE_CHECKING:
@@ -53,6 +54,9 @@ class Issuer(Protocol):
     def handles(self, certificate: Certificate) -> bool:
         """Whether this CA issued the certificate and can renew or block it."""
 
+    def handled(self) -> Q:
+        """The certificates `handles` accepts, as a query condition (so a count agrees with a page)."""
+
     def renewal_refusal(self, certificate: Certificate) -> str | None:
         """A sentence saying why this CA will not renew the certificate now (before asking it), or None."""
 
@@ -69,6 +73,14 @@ class Issuer(Protocol):
 @cache
 def _issuers() -> tuple[Issuer, ...]:
     return tuple(import_string(path)() for path in settings.TRUSTVIEW_ISSUERS)
+
+
+def handled_by_an_issuer() -> Q:
+    """The certificates some configured CA handles (the query form of `issuer_for(c) is not None`)."""
+    condition = Q(pk__in=[])
+    for issuer in _issuers():
+        condition |= issuer.handled()
+    return condition
 
 
 def issuer_for(certificate: Certificate) -> Issuer | None:

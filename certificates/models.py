@@ -34,7 +34,8 @@ from .choices import (
     TrustSource,
 )
 from .choices import Environment as CertEnvironment
-from .issuers import issuer_for
+from .issuers import handled_by_an_issuer, issuer_for
+from .situation import RECENT_LAPSE_DAYS, RENEWAL_FAILING_DAYS, RENEWAL_NOT_ENABLED, Facts, Situation
 
 DEFAULT_RENEW_BEFORE = dt.timedelta(days=30)
 
@@ -223,12 +224,55 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         )
 
     def with_renewal_state(self, now: dt.datetime | None = None) -> CertificateQuerySet:
-        """Annotate `renewing` (an open renewal order) and `renewal_failing` (see `renewal_failing`)."""
+        """Annotate `renewing` (an open renewal order), `renewal_failing` and `renewal_late` (see those
+        methods)."""
         now = now or timezone.now()
         return self.annotate(
             renewing=_renewing(),
             renewal_failing=ExpressionWrapper(_renewal_failing(now), output_field=models.BooleanField()),
+            renewal_late=ExpressionWrapper(_renewal_late(now), output_field=models.BooleanField()),
         )
+
+    def with_situation(self, now: dt.datetime | None = None) -> CertificateQuerySet:
+        """Everything `Certificate.situation` needs, read in the same query (a list of any length asks
+        each row's situation without a query per row; with `for_listing`, the key stays deferred)."""
+        return (
+            self.with_renewal_state(now)
+            .annotate(has_successor=Exists(Certificate.objects.filter(renewed_from=OuterRef("pk"))))
+            .select_related("organization")
+        )
+
+    def renewal_overdue(self, now: dt.datetime | None = None) -> CertificateQuerySet:
+        """Current certificates the portal should renew (auto-renew on, key held) whose renewal has been
+        due for longer than TRUSTVIEW_RENEWAL_LATE_HOURS, whatever the reason (failing ones too: the
+        late-renewal alert tells of them all)."""
+        return self.filter(_renewal_overdue(now or timezone.now()))
+
+    def renewal_late(self, now: dt.datetime | None = None) -> CertificateQuerySet:
+        """Overdue (see `renewal_overdue`) and not "renewal failing": the situation "renewal late"."""
+        return self.filter(_renewal_late(now or timezone.now()))
+
+    def not_renewed_automatically(self, now: dt.datetime | None = None) -> CertificateQuerySet:
+        """Current certificates that are expiring or due for renewal, that the portal will not renew by
+        itself (auto-renew off, no key, a CA certificate, renewal not enabled, no connected CA), and that
+        no renewal is running for."""
+        return self.filter(_not_renewed_automatically(now or timezone.now()))
+
+    def by_urgency(self, now: dt.datetime | None = None) -> CertificateQuerySet:
+        """Most urgent first: expired without a renewal, renewal failing, renewal late, expiring without
+        automatic renewal, blocked; then the soonest expiry."""
+        now = now or timezone.now()
+        return self.annotate(
+            urgency=Case(
+                When(_lapsed(now), then=Value(0)),
+                When(_renewal_failing(now), then=Value(1)),
+                When(_renewal_late(now), then=Value(2)),
+                When(_not_renewed_automatically(now), then=Value(3)),
+                When(state=LifecycleState.BLOCKED, then=Value(4)),
+                default=Value(5),
+                output_field=models.IntegerField(),
+            )
+        ).order_by("urgency", "not_after", "id")
 
     def renewing(self) -> CertificateQuerySet:
         """Certificates with a renewal order in progress."""
@@ -240,8 +284,9 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         return self.filter(_renewal_failing(now or timezone.now()))
 
     def needs_attention(self, now: dt.datetime | None = None) -> CertificateQuerySet:
-        """What a person must act on: expiring, renewal failing, lapsed within the last
-        RECENT_LAPSE_DAYS, or blocked while still within its validity and not replaced."""
+        """What a person must act on: lapsed within the last RECENT_LAPSE_DAYS, renewal failing or late,
+        expiring (or due) without automatic renewal, or blocked while still within its validity and not
+        replaced. (Situation.needs_attention says the same of one certificate.)"""
         return self.filter(_needs_attention(now or timezone.now()))
 
     def state_counts(self, now: dt.datetime | None = None) -> dict[str, int]:
@@ -363,14 +408,6 @@ def _ids_with_reference(reference: str) -> models.QuerySet[Any]:
     )[:1000]
 
 
-# The CA's code for "the organisation is not enabled for renewal" (docs/protocol.md).
-RENEWAL_NOT_ENABLED = "renewal_not_enabled"
-# A failed renewal keeps a current certificate "renewal failing" this long (unless a retry succeeds).
-RENEWAL_FAILING_DAYS = 30
-# A certificate that lapsed stays on the dashboard's "needs attention" this long.
-RECENT_LAPSE_DAYS = 30
-
-
 def _current(now: dt.datetime) -> Q:
     return Q(state=LifecycleState.ACTIVE, not_after__gt=now)
 
@@ -397,13 +434,47 @@ def _renewal_failing(now: dt.datetime) -> Q:
     return _current(now) & Q(Exists(failing))
 
 
+def _renewal_overdue(now: dt.datetime) -> Q:
+    late_since = now - dt.timedelta(hours=settings.TRUSTVIEW_RENEWAL_LATE_HOURS)
+    return _current(now) & Q(auto_renew=True, renew_at__lte=late_since) & ~Q(private_key_encrypted="")
+
+
+def _renewal_late(now: dt.datetime) -> Q:
+    """Overdue, for a certificate the portal renews by itself, and not failing (a failing renewal is
+    shown as that: it says more; one the portal does not renew says why instead)."""
+    return _renewal_overdue(now) & _auto_renewable() & ~_renewal_failing(now)
+
+
+def _auto_renewable() -> Q:
+    """The portal renews these by itself (Situation's `not_renewed_because` is empty for them)."""
+    return (
+        Q(auto_renew=True, is_ca=False)
+        & ~Q(private_key_encrypted="")
+        & ~Q(organization__renewal_enabled=False)
+        & handled_by_an_issuer()
+    )
+
+
+def _not_renewed_automatically(now: dt.datetime) -> Q:
+    soon = now + dt.timedelta(days=settings.TRUSTVIEW_EXPIRING_DAYS)
+    return (
+        _current(now)
+        & Q(not_before__lte=now)
+        & (Q(not_after__lte=soon) | Q(renew_at__lte=now))
+        & ~_auto_renewable()
+        & ~Q(_renewing())
+        & ~_renewal_failing(now)
+    )
+
+
 def _needs_attention(now: dt.datetime) -> Q:
     replaced = Exists(Certificate.objects.filter(renewed_from=OuterRef("pk")))
     blocked_unreplaced = Q(state=LifecycleState.BLOCKED, not_after__gt=now) & ~Q(replaced)
     return (
-        _status_condition(Status.EXPIRING, now)
+        (_lapsed(now) & Q(not_after__gt=now - dt.timedelta(days=RECENT_LAPSE_DAYS)))
         | _renewal_failing(now)
-        | (_lapsed(now) & Q(not_after__gt=now - dt.timedelta(days=RECENT_LAPSE_DAYS)))
+        | _renewal_late(now)
+        | _not_renewed_automatically(now)
         | blocked_unreplaced
     )
 
@@ -532,7 +603,10 @@ class Certificate(models.Model):
 
     @property
     def has_private_key(self) -> bool:
-        """Whether the portal holds this certificate's private key (otherwise it is monitor-only)."""
+        """Whether the portal holds this certificate's private key (otherwise it is monitor-only); read
+        from the `holds_key` annotation when the key column was left in the database (for_listing)."""
+        if "holds_key" in self.__dict__:
+            return bool(self.__dict__["holds_key"])
         return bool(self.private_key_encrypted)
 
     def days_left(self, now: dt.datetime | None = None) -> int:
@@ -572,6 +646,38 @@ class Certificate(models.Model):
                 "No CA connected to the portal issued this certificate; renew it where it was issued."
             )
         return issuer.renewal_refusal(self)
+
+    def situation(self, now: dt.datetime | None = None) -> Situation:
+        """Where this certificate stands at `now`: the key and the sentence every page, e-mail and export
+        shows, what to do, and the actions that can work (certificates.situation). Read the certificate
+        with CertificateQuerySet.with_situation to ask this of many without a query each."""
+        now = now or timezone.now()
+        known = self.__dict__
+        holds_key = self.has_private_key
+        replaced = bool(known["has_successor"]) if "has_successor" in known else None
+        if {"renewing", "renewal_failing", "renewal_late"} <= known.keys():
+            facts = Facts(
+                renewing=bool(known["renewing"]),
+                renewal_failing=bool(known["renewal_failing"]),
+                renewal_late=bool(known["renewal_late"]),
+                holds_key=holds_key,
+                replaced=replaced,
+            )
+        else:
+            row: dict[str, Any] = (
+                Certificate.objects.filter(pk=self.pk)  # type: ignore[misc]
+                .with_renewal_state(now)
+                .values("renewing", "renewal_failing", "renewal_late")
+                .first()
+            ) or {}
+            facts = Facts(
+                renewing=bool(row.get("renewing")),
+                renewal_failing=bool(row.get("renewal_failing")),
+                renewal_late=bool(row.get("renewal_late")),
+                holds_key=holds_key,
+                replaced=replaced,
+            )
+        return Situation(self, now, facts)
 
     def block_blocker(self, now: dt.datetime | None = None) -> str | None:
         """Why the portal cannot block this certificate at its CA, in a sentence; None when it can. Asked

@@ -234,5 +234,5 @@ def list_page(
     total = bounded_count(matching)
     if not total.exact and whole_inventory:
         total = estimated_total() or total
-    rows = matching.with_status().with_renewal_state().for_listing()
+    rows = matching.with_status().with_situation().for_listing()
     return keyset_page(rows, total, params, size)

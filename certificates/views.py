@@ -94,20 +94,21 @@ def certificate_detail(request: HttpRequest, pk: int) -> HttpResponse:
     certificate = get_object_or_404(
         Certificate.objects.for_user(request.user)
         .with_status()
-        .select_related("organization", "renewed_from"),
+        .with_situation()
+        .select_related("renewed_from"),
         pk=pk,
     )
     replaced_by = Certificate.objects.for_user(request.user).filter(renewed_from=certificate).first()
-    order = certificate.open_renewal()
+    situation = certificate.situation()
     return render(
         request,
         "certificates/detail.html",
         {
             "certificate": certificate,
+            "situation": situation,
             "replaced_by": replaced_by,
-            "open_renewal": order,
-            "renewal_blocker": None if order else certificate.renewal_blocker(),
-            "block_blocker": certificate.block_blocker(),
+            "open_renewal": situation.open_renewal,
+            "renewal_blocker": situation.renewal_blocker,
             "settings_form": RenewalSettingsForm(
                 initial={
                     "auto_renew": certificate.auto_renew,

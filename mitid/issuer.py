@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.db.models import Q
+
 from certificates import vault
 from certificates.choices import Source
 from certificates.issuers import IssuerOrder
@@ -23,6 +25,9 @@ class MitIDIssuer:
     def handles(self, certificate: Certificate) -> bool:
         """Certificates issued through the portal, and imported OCES certificates of either environment."""
         return certificate.source == Source.MITID or bool(certificate.oces_type and certificate.environment)
+
+    def handled(self) -> Q:
+        return Q(source=Source.MITID) | (~Q(oces_type="") & ~Q(environment=""))
 
     def renewal_refusal(self, certificate: Certificate) -> str | None:
         organization = certificate.organization

@@ -27,6 +27,7 @@ RULES: dict[str, tuple[str, str]] = {
     "login": (PUBLIC, PUBLIC),
     "logout": (LOGGED_IN, LOGGED_IN),
     "password_change": (LOGGED_IN, LOGGED_IN),
+    "own-email": (LOGGED_IN, LOGGED_IN),
     "password_change_done": (LOGGED_IN, LOGGED_IN),
     "set_language": (PUBLIC, PUBLIC),
     "healthz": (PUBLIC, PUBLIC),

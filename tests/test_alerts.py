@@ -98,7 +98,7 @@ def test_the_alert_says_what_to_do(recipients):
     monitor_only = certificate("monitor", 10.5)
     send_expiry_alerts(NOW)
     (message,) = mail.outbox
-    assert "The portal cannot renew it: The portal holds no private key" in message.body
+    assert "What to do:\n  The portal holds no private key" in message.body
     html = message.alternatives[0][0]
     assert monitor_only.get_absolute_url() in html and "<strong>monitor</strong>" in html
 
@@ -405,8 +405,18 @@ def test_renewal_failed_after_expiry_does_not_say_renew_now(recipients):
     assert "The certificate expired on" in message.body
     assert "order a new certificate" in message.body
     current = certificate("still valid", 20)
-    renewal_failed(Order.objects.create(certificate=current, state=OrderState.FAILED, requested_by_label="x"))
+    # One the portal can renew (a key, an OCES certificate): the e-mail says to click Renew now...
+    Certificate.objects.filter(pk=current.pk).update(
+        private_key_encrypted="held", oces_type="system", environment="test"
+    )
+    current.refresh_from_db()
+    failed = dict(state=OrderState.FAILED, requested_by_label="x", completed_at=NOW)
+    renewal_failed(Order.objects.create(certificate=current, **failed))
     assert "Renew now" in mail.outbox[1].body and "The certificate expires on" in mail.outbox[1].body
+    # ...and for one it cannot (monitor only), it says why instead, as the certificate's page does.
+    monitored = certificate("monitored", 20)
+    renewal_failed(Order.objects.create(certificate=monitored, **failed))
+    assert "Renew now" not in mail.outbox[2].body and "holds no private key" in mail.outbox[2].body
 
 
 def test_monthly_status_names_the_lapsed_certificates_and_bounds_its_lists(recipients, monkeypatch):

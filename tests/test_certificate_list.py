@@ -147,8 +147,9 @@ def test_bad_filter_value_is_explained_not_a_crash(alice_client, real_inventory)
 
 def test_status_badges_and_monitor_only_shown(alice_client, real_inventory):
     page = alice_client.get(LIST).content.decode()
-    assert 'class="badge badge-red">Expired' in page
-    assert 'class="badge badge-green">Valid' in page
+    # Each badge carries its situation's sentence as a tip (certificates.situation).
+    assert 'class="badge badge-red" title="Expired on' in page and ">Expired</span>" in page
+    assert 'class="badge badge-green" title="Valid until' in page and ">Valid</span>" in page
     assert "Monitor only" in page
 
 

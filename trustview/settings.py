@@ -92,6 +92,9 @@ MIDDLEWARE = [
     # A Bearer API token on the few non-API views that accept one (/metrics); before the two-factor step.
     "accounts.middleware.BearerTokenMiddleware",
     "accounts.middleware.TwoFactorMiddleware",
+    # An administrator without an e-mail address, while alerts reach nobody, is asked for one once
+    # after logging in (accounts.own_email).
+    "accounts.own_email.AskForEmailMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",

@@ -10,6 +10,7 @@ from django.views.i18n import set_language
 
 from accounts import audit_views, token_views, two_factor_views
 from accounts.middleware import two_factor_exempt
+from accounts.own_email import own_email
 from certificates.metrics_views import metrics_view
 from certificates.views import dashboard
 from trustview import health
@@ -23,6 +24,7 @@ urlpatterns = [
     # Two-factor login (optional; required for private-key roles with TRUSTVIEW_REQUIRE_2FA).
     path("account/two-factor/", two_factor_views.setup, name="two-factor"),
     path("account/two-factor/verify/", two_factor_views.verify, name="two-factor-verify"),
+    path("account/email/", own_email, name="own-email"),
     # API tokens: each user makes and revokes their own.
     path("account/api-tokens/", token_views.api_tokens, name="api-tokens"),
     path("account/api-tokens/<int:pk>/revoke/", token_views.revoke_api_token, name="api-token-revoke"),

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 from django import template
-from django.utils import timezone
-from django.utils.translation import gettext, ngettext
+from django.utils.translation import gettext
 
 from certificates.choices import STATUS_COLOURS, Status
+from certificates.situation import Situation, time_left
 
 register = template.Library()
 
@@ -22,17 +22,14 @@ def status_badge(status: str) -> dict[str, str]:
 
 @register.filter
 def days_left(not_after: dt.datetime) -> str:
-    """'123 days', 'today', or 'expired 5 days ago'."""
-    now = timezone.now()
-    days = (not_after - now).days
-    if days >= 1:
-        return ngettext("%(days)s day", "%(days)s days", days) % {"days": days}
-    if not_after > now:
-        return gettext("less than a day")
-    ago = (now - not_after).days  # whole days since expiry: a minute ago is "today", not "1 day ago"
-    if not ago:
-        return gettext("expired today")
-    return ngettext("expired %(days)s day ago", "expired %(days)s days ago", ago) % {"days": ago}
+    """'123 days', 'less than a day', 'expired today' or 'expired 5 days ago'."""
+    return time_left(not_after)
+
+
+@register.inclusion_tag("includes/status_badge.html")
+def situation_badge(situation: Situation) -> dict[str, str]:
+    """A coloured badge for a certificate's situation (certificates.situation), its sentence as a tip."""
+    return {"label": situation.label, "colour": situation.colour, "title": situation.headline}
 
 
 @register.filter

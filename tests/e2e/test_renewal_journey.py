@@ -42,7 +42,7 @@ def test_renew_now_shows_progress_then_the_new_certificate_without_a_reload(page
         page.get_by_role("link", name=re.compile("^the certificate valid to")).click()
         expect(page).to_have_url(old_url)
         expect(page.locator(".badge")).to_have_text("Superseded")
-        expect(page.locator("#renewal-blocked")).to_contain_text("already been renewed")
+        expect(page.locator("#situation-explanation")).to_contain_text("already been renewed")
     finally:
         simulator.cli("set-renewal-delay", "--seconds", "5")
 
@@ -56,7 +56,7 @@ def test_block_asks_for_confirmation_naming_the_certificate(page, simulator):
     page.get_by_role("button", name="Block this certificate").click()
     expect(page.get_by_role("status")).to_contain_text("“Gammelt system” is blocked.")
     expect(page.locator(".badge")).to_have_text("Blocked")
-    expect(page.locator("#renewal-blocked")).to_contain_text("The certificate is blocked")
+    expect(page.locator("#situation-explanation")).to_contain_text("The certificate is blocked")
     expect(page.get_by_role("button", name="Block…")).to_have_count(0)
     page.get_by_role("link", name="Certificates", exact=True).click()
     expect(page.get_by_role("row").filter(has_text="Gammelt system")).to_contain_text("Blocked")

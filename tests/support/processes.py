@@ -31,7 +31,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -242,8 +242,11 @@ class Simulator:
         self.process: subprocess.Popen[str] | None = None
         self.ready: dict[str, Any] = {}
 
-    def start(self) -> None:
-        command = [sys.executable, "-m", "mitid.simulator", "serve", "--port", "0", "--http-port", "0"]
+    def start(self, port: int = 0, http_port: int = 0) -> None:
+        command = [
+            *(sys.executable, "-m", "mitid.simulator", "serve"),
+            *("--port", str(port), "--http-port", str(http_port)),
+        ]
         with self.log_file.open("a") as log:
             self.process = subprocess.Popen(
                 [*command, "--state-dir", str(self.state_dir), *self.serve_options],
@@ -277,6 +280,13 @@ class Simulator:
             self.process.stdout.close()
             self.process = None
         return code
+
+    def restart(self) -> None:
+        """Start again after `stop`, on the same ports (the portal and the certificates it issued keep
+        their addresses), as a service that was down comes back."""
+        api, http = urlsplit(self.api).port, urlsplit(self.http).port
+        assert api is not None and http is not None
+        self.start(api, http)
 
     @property
     def api(self) -> str:
@@ -414,6 +424,14 @@ def postgres_cluster() -> Iterator[str]:
     The user `trustview` owns the cluster (so it may create databases, as pytest-django does) and logs
     in with a random password; nothing is kept after the block.
     """
+    with restartable_postgres() as (url, _restart):
+        yield url
+
+
+@contextlib.contextmanager
+def restartable_postgres() -> Iterator[tuple[str, Callable[[], None]]]:
+    """`postgres_cluster`, and a function that restarts the server (fast shutdown, as a service manager
+    restarts it: open connections are cut) on the same port."""
     bindir = postgres_bindir()
     root = Path(tempfile.mkdtemp(prefix="trustview-pg-"))
     run_as: list[str] = []
@@ -462,7 +480,24 @@ def postgres_cluster() -> Iterator[str]:
             ) as connection:
                 connection.autocommit = True
                 connection.execute("CREATE DATABASE trustview")
-            yield f"postgres://trustview:{password}@127.0.0.1:{port}/trustview"
+
+            def restart() -> None:
+                pg_ctl = str(bindir / "pg_ctl")
+                pg(
+                    pg_ctl,
+                    "restart",
+                    "--pgdata",
+                    str(data),
+                    "--log",
+                    str(log),
+                    "-m",
+                    "fast",
+                    "-w",
+                    "-o",
+                    options,
+                )
+
+            yield f"postgres://trustview:{password}@127.0.0.1:{port}/trustview", restart
         finally:
             pg(str(bindir / "pg_ctl"), "stop", "--pgdata", str(data), "-m", "immediate")
     finally:
@@ -502,6 +537,14 @@ def postgres_database() -> Iterator[str]:
 @contextlib.contextmanager
 def redis_process(log: IO[bytes] | None = None) -> Iterator[str]:
     """A real Redis on a free loopback port, persisting nothing; yields its URL (database 0)."""
+    with restartable_redis(log) as (url, _restart):
+        yield url
+
+
+@contextlib.contextmanager
+def restartable_redis(log: IO[bytes] | None = None) -> Iterator[tuple[str, Callable[[], None]]]:
+    """`redis_process`, and a function that restarts it on the same port. It persists nothing, so a
+    restart loses every queued message, as a Redis without persistence that restarts does."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise Unavailable(
@@ -509,13 +552,23 @@ def redis_process(log: IO[bytes] | None = None) -> Iterator[str]:
         )
     port = free_port()
     command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    process = subprocess.Popen(command, stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    try:
+    processes: list[subprocess.Popen[bytes]] = []
+
+    def start() -> None:
+        process = subprocess.Popen(command, stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        processes.append(process)
         if not _wait_for_port(port, process):
             raise RuntimeError(f"redis-server did not start on port {port}")
-        yield f"redis://127.0.0.1:{port}/0"
+
+    def restart() -> None:
+        stop(processes[-1])
+        start()
+
+    try:
+        start()
+        yield f"redis://127.0.0.1:{port}/0", restart
     finally:
-        stop(process)
+        stop(processes[-1])
 
 
 @contextlib.contextmanager
