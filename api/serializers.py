@@ -26,6 +26,9 @@ class CertificateSerializer(serializers.ModelSerializer):
 
     status = serializers.ChoiceField(choices=Status.choices, read_only=True)
     days_left = serializers.SerializerMethodField()
+    situation = serializers.SerializerMethodField(
+        help_text="Where it stands, as every page and e-mail says it: key, label and the sentence."
+    )
     organisation = serializers.CharField(source="organization.name", default="", read_only=True)
     url = serializers.HyperlinkedIdentityField(view_name="api:certificate-detail")
 
@@ -48,12 +51,16 @@ class CertificateSerializer(serializers.ModelSerializer):
             "days_left",
             "status",
             "state",
+            "situation",
             "source",
             "auto_renew",
         ]
 
     def get_days_left(self, certificate: Certificate) -> int:
         return certificate.days_left()
+
+    def get_situation(self, certificate: Certificate) -> dict[str, str]:
+        return certificate.situation().as_dict()
 
 
 class ChainLinkSerializer(serializers.Serializer):

@@ -123,7 +123,7 @@ class CertificateList(ApiMixin, generics.ListAPIView):
     serializer_class = s.CertificateSerializer
 
     def get_queryset(self) -> QuerySet[Certificate]:
-        return _filtered(self.request).with_status().for_listing().select_related("organization")
+        return _filtered(self.request).with_status().with_situation().for_listing()
 
     @extend_schema(
         parameters=[*FILTERS, OpenApiParameter("format", str, enum=["json", "csv"])],
@@ -154,7 +154,7 @@ class CertificateDetail(ApiMixin, generics.RetrieveAPIView):
     serializer_class = s.CertificateDetailSerializer
 
     def get_queryset(self) -> QuerySet[Certificate]:
-        return Certificate.objects.for_user(self.request.user).with_status().select_related("organization")
+        return Certificate.objects.for_user(self.request.user).with_status().with_situation()
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         certificate = self.get_object()

@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.serialization import pkcs12
 from django.test import Client
 from django.utils import timezone
+from django.utils.html import escape
 
 from accounts.models import AuditEntry, limit_to_organisations
 from accounts.tokens import create_token, revoke_token
@@ -223,6 +224,25 @@ def test_the_list_filters_and_pages_like_the_list_page(fixtures_imported, django
     invalid = assert_problem(script.get("/api/v1/certificates/", {"expires_within": "soon"}), 400)
     assert "expires_within" in invalid["errors"]
     assert script.get("/api/v1/certificates/", {"q": SYSTEM_2026[:0] + "19552101"}).json()["count"] == 2
+
+
+def test_each_certificate_says_where_it_stands_as_its_page_does(fixtures_imported, django_user_model):
+    from django.test import Client
+
+    viewer = user_with_role(django_user_model, "vera", "Viewer")
+    script = api_client(viewer)
+    browser = Client()
+    browser.force_login(viewer)
+    listed = script.get("/api/v1/certificates/").json()["results"]
+    assert listed and all(set(c["situation"]) == {"key", "label", "headline"} for c in listed)
+    for entry in listed:
+        certificate = Certificate.objects.get(pk=entry["id"])
+        assert entry["situation"] == certificate.situation().as_dict()
+        detail = script.get(f"/api/v1/certificates/{entry['id']}/").json()
+        assert detail["situation"] == entry["situation"]
+        # The page says the same sentence (HTML-escaped there).
+        page = browser.get(f"/certificates/{entry['id']}/").content.decode()
+        assert escape(entry["situation"]["headline"]) in page
 
 
 def test_a_session_that_still_owes_its_two_factor_code_opens_nothing(alice, fixtures_imported):
