@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from . import audit
 from .choices import AuditAction
-from .models import ApiToken
+from .models import ApiToken, access_of
 
 TOKEN_PREFIX = "tv_"  # noqa: S105  (a marker that says what the secret is, not a secret)
 PREFIX_LENGTH = len(TOKEN_PREFIX) + 6  # what pages show of a token: enough to tell tokens apart
@@ -44,7 +44,12 @@ def create_token(
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     expires_at = timezone.now() + dt.timedelta(days=expires_days) if expires_days else None
     row = ApiToken.objects.create(
-        user=user, name=name, prefix=token[:PREFIX_LENGTH], digest=digest(token), expires_at=expires_at
+        user=user,
+        name=name,
+        prefix=token[:PREFIX_LENGTH],
+        digest=digest(token),
+        expires_at=expires_at,
+        access=access_of(user),
     )
     audit.record(
         AuditAction.API_TOKEN_CREATED,
@@ -75,7 +80,8 @@ def revoke_token(row: ApiToken, *, actor: User, request: HttpRequest | None = No
 
 
 def user_for_token(token: str, now: dt.datetime | None = None) -> User | None:
-    """The active user a token stands for, or None (unknown, revoked or expired token; inactive user)."""
+    """The active user a token stands for, or None (unknown, revoked or expired token; inactive user; a
+    user whose role or organisations changed since the token was made)."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     now = now or timezone.now()

@@ -23,7 +23,10 @@ class BearerTokenAuthentication(BaseAuthentication):
         user = user_for_token(token) if token else None
         if user is None:
             raise AuthenticationFailed(
-                _("The API token is unknown, revoked or expired, or its user is no longer active.")
+                _(
+                    "The API token is unknown, revoked or expired, its user is no longer active, or the "
+                    "user's role or organisations changed since it was made (make a new token)."
+                )
             )
         return user, None
 

@@ -99,3 +99,32 @@ def test_the_command_prints_a_working_token_and_audits_it(django_user_model):
         "manage.py",
         "deploy",
     )
+
+
+def test_a_token_stops_when_its_users_role_or_organisations_change(olga_client, django_user_model):
+    """A token made by an operator for a script must not gain the power to download private keys (or to
+    reach more organisations) when its user is promoted: it stands for the access it was made with."""
+    from accounts.models import limit_to_organisations
+    from accounts.roles import set_role
+    from certificates.models import Organization
+
+    olga = django_user_model.objects.get(username="olga")
+    own = Organization.objects.create(cvr="11111111", name="Egen")
+    limit_to_organisations(olga, [own])
+    _row, token = create_token(olga, "ci")
+    assert user_for_token(token) == olga
+
+    set_role(olga, "Administrator")
+    assert user_for_token(token) is None
+    set_role(olga, "Operator")
+    assert user_for_token(token) == olga  # back to what it was made for
+
+    limit_to_organisations(olga, [own, Organization.objects.create(cvr="22222222", name="Anden")])
+    assert user_for_token(token) is None
+    limit_to_organisations(olga, None)  # no limit: every organisation
+    assert user_for_token(token) is None
+    page = olga_client.get(reverse("api-tokens")).content.decode()
+    assert "role or organisations changed" in page
+    olga = django_user_model.objects.get(pk=olga.pk)  # as the next request sees her
+    _, fresh = create_token(olga, "ci again")
+    assert user_for_token(fresh) == olga
