@@ -234,3 +234,23 @@ def test_a_session_that_still_owes_its_two_factor_code_opens_nothing(alice, fixt
     refused = assert_problem(browser.get("/api/v1/certificates/"), 401)
     assert "two-factor" in refused["detail"]
     assert api_client(alice).get("/api/v1/certificates/").status_code == 200  # a token made after it
+
+
+def test_odd_query_parameters_and_bodies_get_a_sentence_not_a_server_error(
+    fixtures_imported, django_user_model
+):
+    script = api_client(user_with_role(django_user_model, "olga", "Operator"))
+    script.raise_request_exception = False
+    for url in ("/api/v1/orders/", "/api/v1/events/"):
+        # "²" is a digit to str.isdigit() but not to int(): it used to answer 500.
+        assert "certificate" in assert_problem(script.get(url, {"certificate": "²"}), 400)["errors"]
+    # An unknown state was passed to the database as it came (a NUL byte: 500 on PostgreSQL).
+    assert "state" in assert_problem(script.get("/api/v1/orders/", {"state": "x\x00"}), 400)["errors"]
+    assert script.get("/api/v1/orders/", {"state": "issued", "certificate": "7"}).json()["count"] == 0
+    pk = Certificate.objects.first().pk  # type: ignore[union-attr]
+    for url, send in (
+        ("/api/v1/certificates/issue/", "post"),
+        (f"/api/v1/certificates/{pk}/renewal-settings/", "put"),
+    ):
+        refused = assert_problem(getattr(script, send)(url, "[1]", content_type="application/json"), 400)
+        assert "JSON object" in refused["detail"]
