@@ -79,6 +79,13 @@ def revoke_token(row: ApiToken, *, actor: User, request: HttpRequest | None = No
     return True
 
 
+def revoke_all(user: User, *, actor: User, request: HttpRequest | None = None) -> int:
+    """Revoke every token of `user` (when they are deactivated: reactivating them must not bring old
+    tokens back). Returns how many were revoked; each is audited."""
+    rows = ApiToken.objects.select_related("user").filter(user=user, revoked_at=None)
+    return sum(revoke_token(row, actor=actor, request=request) for row in rows)
+
+
 def user_for_token(token: str, now: dt.datetime | None = None) -> User | None:
     """The active user a token stands for, or None (unknown, revoked or expired token; inactive user; a
     user whose role or organisations changed since the token was made)."""

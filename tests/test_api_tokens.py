@@ -128,3 +128,24 @@ def test_a_token_stops_when_its_users_role_or_organisations_change(olga_client, 
     olga = django_user_model.objects.get(pk=olga.pk)  # as the next request sees her
     _, fresh = create_token(olga, "ci again")
     assert user_for_token(fresh) == olga
+
+
+def test_deactivating_a_user_revokes_their_tokens_for_good(alice_client, django_user_model):
+    """A token must not come back to life when a deactivated user is reactivated months later."""
+    from accounts.roles import set_role
+
+    erik = django_user_model.objects.create_user("erik", "erik@example.dk", "erik-pw-1")
+    set_role(erik, "Viewer")
+    row, token = create_token(erik, "nightly")
+    edit = reverse("accounts:user-edit", args=[erik.pk])
+    alice_client.post(edit, {"username": "erik", "email": "erik@example.dk", "role": "Viewer"})
+    assert user_for_token(token) is None
+    alice_client.post(
+        edit, {"username": "erik", "email": "erik@example.dk", "role": "Viewer", "is_active": "on"}
+    )
+    assert django_user_model.objects.get(pk=erik.pk).is_active
+    assert user_for_token(token) is None
+    row.refresh_from_db()
+    assert row.revoked_at is not None
+    revoked = AuditEntry.objects.get(action="api_token_revoked")
+    assert revoked.detail["user"] == "erik" and revoked.actor_label == "alice"
