@@ -254,3 +254,29 @@ def test_odd_query_parameters_and_bodies_get_a_sentence_not_a_server_error(
     ):
         refused = assert_problem(getattr(script, send)(url, "[1]", content_type="application/json"), 400)
         assert "JSON object" in refused["detail"]
+
+
+def test_a_user_limited_to_some_organisations_issues_only_for_them(
+    simulator, mitid_settings, django_user_model
+):
+    """Import refuses another organisation's certificate to a limited user; issuing did not (on the page
+    nor in the API): the certificate and its private key went into that organisation's inventory."""
+    from mitid.models import CertificateProfile
+
+    limited = user_with_role(django_user_model, "lis", "Operator")
+    limit_to_organisations(limited, [Organization.objects.create(cvr="71717171", name="Egen")])
+    script = api_client(limited)
+    issue = "/api/v1/certificates/issue/"
+    other = simulator.create_profile(cvr="72727272", name="Andet")
+    body = {"environment": "test", "reference_number": other["reference_number"], "pin": other["pin"]}
+    refused = assert_problem(script.post(issue, body, content_type="application/json"), 422)
+    assert refused["code"] == "organisation_not_allowed" and "administrator" in refused["detail"]
+    assert Certificate.objects.count() == 0 and CertificateProfile.objects.count() == 0
+
+    # An administrator collects it with the same reference number and PIN (MitID's Idempotency-Key).
+    admin = api_client(user_with_role(django_user_model, "alice", "Administrator"))
+    assert admin.post(issue, body, content_type="application/json").status_code == 201
+    # A profile the portal knows to be another organisation's is refused before MitID is asked.
+    known = {**body, "reference_number": other["reference_number"], "pin": "NOT-ASKED"}
+    refused = assert_problem(script.post(issue, known, content_type="application/json"), 422)
+    assert refused["code"] == "organisation_not_allowed"
