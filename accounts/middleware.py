@@ -9,6 +9,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 
+from . import audit
 from .two_factor import confirmed_device, must_set_up
 
 View = TypeVar("View", bound=Callable[..., Any])
@@ -51,3 +52,15 @@ class TwoFactorMiddleware:
         if must_set_up(user) and not getattr(view_func, "two_factor_setup", False):
             return redirect_to_login(request.get_full_path(), reverse("two-factor"))
         return None
+
+
+class AuditRequestMiddleware:
+    """Lets the audit log know the request being answered, so an entry written by a signal receiver (a
+    private key downloaded, a certificate blocked) records the address it came from, and the API token."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        with audit.answering(request):
+            return self.get_response(request)

@@ -89,6 +89,12 @@ def revoke_all(user: User, *, actor: User, request: HttpRequest | None = None) -
 def user_for_token(token: str, now: dt.datetime | None = None) -> User | None:
     """The active user a token stands for, or None (unknown, revoked or expired token; inactive user; a
     user whose role or organisations changed since the token was made)."""
+    row = usable_token(token, now)
+    return row.user if row is not None else None
+
+
+def usable_token(token: str, now: dt.datetime | None = None) -> ApiToken | None:
+    """The stored token (with its user) that `token` is, if it still opens the API; its last use noted."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     now = now or timezone.now()
@@ -99,7 +105,7 @@ def user_for_token(token: str, now: dt.datetime | None = None) -> User | None:
     ApiToken.objects.filter(pk=row.pk).filter(
         Q(last_used_at=None) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
     ).update(last_used_at=now)
-    return row.user
+    return row
 
 
 def bearer_token(request: HttpRequest) -> str | None:

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from django.test import Client
 from django.utils import timezone
 
-from accounts.models import AuditEntry, limit_to_organisations
+from accounts.models import ApiToken, AuditEntry, limit_to_organisations
 from accounts.tokens import create_token, revoke_token
 from api.models import IdempotentRequest
 from certificates.choices import OrderState
@@ -165,7 +165,10 @@ def test_import_detail_settings_and_pkcs12_use_the_pages_services(django_user_mo
         base64.b64decode(body["pkcs12"]), body["password"].encode()
     )
     assert key is not None and cert.serial_number == int(held.serial_number, 16)
-    assert AuditEntry.objects.filter(action="key_downloaded", actor_label="alice").count() == 1
+    entry = AuditEntry.objects.get(action="key_downloaded", actor_label="alice")
+    # From where, and with which token: a stolen token's downloads can be told from the user's own.
+    token = ApiToken.objects.get(user__username="alice")
+    assert entry.remote_addr == "127.0.0.1" and entry.detail["api_token"] == token.prefix
 
 
 def test_issue_with_pin_answers_the_pages_sentences_and_once_per_key(

@@ -82,6 +82,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The audit log records the address (and API token) of entries that signal receivers write.
+    "accounts.middleware.AuditRequestMiddleware",
     # Every page needs a login unless its view is marked @login_not_required (login, health checks).
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     # user.is_verified(): has this session given a two-factor code? Then the code step or the set-up
