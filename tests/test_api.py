@@ -283,3 +283,11 @@ def test_a_user_limited_to_some_organisations_issues_only_for_them(
     known = {**body, "pin": "NOT-ASKED"}
     refused = assert_problem(script.post(issue, known, content_type="application/json"), 422)
     assert refused["code"] == "organisation_not_allowed"
+
+
+def test_json_nested_too_deep_for_the_parser_gets_a_sentence(django_user_model):
+    script = api_client(user_with_role(django_user_model, "olga", "Operator"))
+    script.raise_request_exception = False
+    deep = "[" * 100_000 + "]" * 100_000  # 200 kB, within the size limit, deeper than the parser can go
+    refused = script.post("/api/v1/certificates/issue/", deep, content_type="application/json")
+    assert assert_problem(refused, 400)["code"] == "parse_error"
