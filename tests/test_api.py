@@ -291,3 +291,17 @@ def test_json_nested_too_deep_for_the_parser_gets_a_sentence(django_user_model):
     deep = "[" * 100_000 + "]" * 100_000  # 200 kB, within the size limit, deeper than the parser can go
     refused = script.post("/api/v1/certificates/issue/", deep, content_type="application/json")
     assert assert_problem(refused, 400)["code"] == "parse_error"
+
+
+def test_one_user_cannot_make_the_idempotency_table_grow_without_bound(monkeypatch, django_user_model):
+    from api import idempotency
+    from certificates.choices import OrderKind
+
+    monkeypatch.setattr(idempotency, "MAX_KEPT_PER_USER", 3)
+    (imported,) = import_certificate_file(oces3(SYSTEM_2026), actor="test")
+    Order.objects.create(certificate=imported.certificate, kind=OrderKind.RENEW)  # in progress
+    script = api_client(user_with_role(django_user_model, "olga", "Operator"))
+    renew = f"/api/v1/certificates/{imported.certificate.pk}/renew/"
+    for n in range(5):  # each answered 202 "already in progress", and kept
+        assert script.post(renew, headers={"Idempotency-Key": f"k{n}"}).status_code == 202
+    assert sorted(IdempotentRequest.objects.values_list("key", flat=True)) == ["k2", "k3", "k4"]
