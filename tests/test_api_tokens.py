@@ -34,6 +34,7 @@ def test_a_user_makes_a_token_on_the_page_sees_it_once_and_revokes_it(olga_clien
 
     again = olga_client.get(reverse("api-tokens")).content.decode()
     assert token not in again and f"{row.prefix}…" in again and "pipeline" in again
+    assert "Stopped" not in again  # her role and organisations are those it was made for
     assert user_for_token(token).username == "olga"
 
     olga_client.post(reverse("api-token-revoke", args=[row.pk]))
