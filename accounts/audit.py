@@ -4,6 +4,9 @@ receiver calls, so an entry always has the same shape. Never pass it a password 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -13,6 +16,12 @@ from django.http import HttpRequest
 from .choices import AuditAction
 from .models import AuditEntry
 from .roles import Role, role_of
+
+# The request being answered, for entries written where no request is at hand (a signal receiver: a key
+# download or a block, which the certificates app writes to its history). Set by AuditRequestMiddleware.
+_current_request: ContextVar[HttpRequest | None] = ContextVar("audit_request", default=None)
+# The attribute on a request that names the API token it came with (set by the API's authentication).
+API_TOKEN_ATTRIBUTE = "trustview_api_token_prefix"  # noqa: S105  (an attribute name, not a secret)
 
 LABEL_LENGTH = AuditEntry._meta.get_field("actor_label").max_length or 150
 TEXT_LENGTH = 300  # longest text value kept in `detail` (a username typed at the login, say)
@@ -38,6 +47,17 @@ def remote_addr(request: HttpRequest | None) -> str | None:
         return None
 
 
+@contextmanager
+def answering(request: HttpRequest) -> Iterator[None]:
+    """While `request` is answered, entries written without a request still get its address (and the API
+    token it came with)."""
+    reset = _current_request.set(request)
+    try:
+        yield
+    finally:
+        _current_request.reset(reset)
+
+
 def record(
     action: AuditAction,
     *,
@@ -52,6 +72,11 @@ def record(
     user = actor if actor is not None and actor.is_authenticated else None
     if label is None:
         label = user.get_username() if user is not None else ""
+    if request is None:
+        request = _current_request.get()
+    token_prefix = getattr(request, API_TOKEN_ATTRIBUTE, None)
+    if token_prefix:
+        detail.setdefault("api_token", token_prefix)
     detail = {key: clean_text(value) if isinstance(value, str) else value for key, value in detail.items()}
     return AuditEntry.objects.create(
         action=action,

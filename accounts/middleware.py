@@ -10,7 +10,8 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
-from .tokens import bearer_token, user_for_token
+from . import audit
+from .tokens import bearer_token, usable_token
 from .two_factor import confirmed_device, must_set_up
 
 View = TypeVar("View", bound=Callable[..., Any])
@@ -60,6 +61,18 @@ class TwoFactorMiddleware:
         return None
 
 
+class AuditRequestMiddleware:
+    """Lets the audit log know the request being answered, so an entry written by a signal receiver (a
+    private key downloaded, a certificate blocked) records the address it came from, and the API token."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        with audit.answering(request):
+            return self.get_response(request)
+
+
 class BearerTokenMiddleware:
     """`Authorization: Bearer <token>` for the views outside the API that a machine reads (a view marked
     `accepts_bearer_token`, such as /metrics, which certificates marks without knowing accounts): the
@@ -81,15 +94,22 @@ class BearerTokenMiddleware:
         token = bearer_token(request)
         if token is None:
             return None
-        user = user_for_token(token)
-        if user is None:
+        row = usable_token(token)
+        if row is None:
             response = HttpResponse(
-                _("The API token is unknown, revoked or expired, or its user is no longer active.") + "\n",
+                _(
+                    "The API token is unknown, revoked or expired, its user is no longer active, or the "
+                    "user's role or organisations changed since it was made (make a new token)."
+                )
+                + "\n",
                 status=401,
                 content_type="text/plain; charset=utf-8",
             )
             response["WWW-Authenticate"] = 'Bearer realm="trustview"'
             return response
+        user = row.user
         user.is_verified = lambda: True  # type: ignore[attr-defined]  # no two-factor step for a token
         request.user = user
+        # The audit log names the token (its prefix) beside the user, as for the API.
+        setattr(request, audit.API_TOKEN_ATTRIBUTE, row.prefix)
         return None

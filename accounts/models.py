@@ -12,10 +12,10 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from certificates.models import Organization
+from certificates.models import Organization, organisation_limit
 
 from .choices import AuditAction
-from .roles import Role
+from .roles import Role, role_of
 
 # One line about an entry, from its detail (the audit page's "What" column).
 SUMMARIES = {
@@ -142,11 +142,22 @@ def limit_to_organisations(user: User, organizations: list[Organization] | None)
     limit.organizations.set(organizations)
 
 
+def access_of(user: User) -> str:
+    """A user's role and the organisations (CVR) they are limited to, as one comparable text, e.g.
+    "Operator; 19552101" or "Administrator; all" (a token remembers the access it was made for)."""
+    role = role_of(user)
+    limit = organisation_limit(user)
+    organisations = "all" if limit is None else ",".join(sorted(limit.values_list("cvr", flat=True)))
+    return f"{role.value if role else ''}; {organisations}"
+
+
 class ApiToken(models.Model):
     """A token with which a script calls the API (`Authorization: Bearer <token>`) as its user, with that
     user's role and organisation limits. Only a SHA-256 digest of the token is stored: the token itself
     is shown once, when it is made (accounts.tokens). `prefix`, its first characters, names it on pages
-    and in the audit log without revealing it."""
+    and in the audit log without revealing it. `access` is the user's role and organisations when it was
+    made: once they change (a promotion, a lifted limit), the token stops, so a script's token never
+    gains powers nobody gave it; its user makes a new one."""
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100)
@@ -155,6 +166,7 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    access = models.TextField("role and organisations it was made for", editable=False)
     # Written at most once a minute (accounts.tokens.LAST_USED_RESOLUTION), not at every request.
     last_used_at = models.DateTimeField(null=True, blank=True)
 
@@ -166,10 +178,17 @@ class ApiToken(models.Model):
         return f"{self.name} ({self.prefix}…) of {self.user}"
 
     def is_usable(self, now: dt.datetime | None = None) -> bool:
-        """Whether the token still opens the API: not revoked, not expired, its user active."""
+        """Whether the token still opens the API: not revoked, not expired, its user active and with the
+        role and organisations the token was made for."""
         now = now or timezone.now()
         return (
             self.revoked_at is None
             and (self.expires_at is None or self.expires_at > now)
             and bool(self.user.is_active)
+            and not self.access_changed
         )
+
+    @property
+    def access_changed(self) -> bool:
+        """Whether the user's role or organisations are no longer those the token was made for."""
+        return access_of(self.user) != self.access

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_POST
 
 from . import tokens
 from .forms import ApiTokenForm
-from .models import ApiToken
+from .models import ApiToken, access_of
 
 
 @never_cache
@@ -33,6 +33,8 @@ def api_tokens(request: HttpRequest) -> HttpResponse:
         "form": form,
         "new_token": new_token,
         "tokens": ApiToken.objects.filter(user=request.user.pk),
+        # A token whose `access` differs has stopped (accounts.models.ApiToken); asked once, not per row.
+        "access": access_of(request.user),  # type: ignore[arg-type]
     }
     return render(request, "accounts/api_tokens.html", context, status=400 if form.errors else 200)
 

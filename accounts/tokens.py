@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from . import audit
 from .choices import AuditAction
-from .models import ApiToken
+from .models import ApiToken, access_of
 
 TOKEN_PREFIX = "tv_"  # noqa: S105  (a marker that says what the secret is, not a secret)
 PREFIX_LENGTH = len(TOKEN_PREFIX) + 6  # what pages show of a token: enough to tell tokens apart
@@ -44,7 +44,12 @@ def create_token(
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     expires_at = timezone.now() + dt.timedelta(days=expires_days) if expires_days else None
     row = ApiToken.objects.create(
-        user=user, name=name, prefix=token[:PREFIX_LENGTH], digest=digest(token), expires_at=expires_at
+        user=user,
+        name=name,
+        prefix=token[:PREFIX_LENGTH],
+        digest=digest(token),
+        expires_at=expires_at,
+        access=access_of(user),
     )
     audit.record(
         AuditAction.API_TOKEN_CREATED,
@@ -74,8 +79,22 @@ def revoke_token(row: ApiToken, *, actor: User, request: HttpRequest | None = No
     return True
 
 
+def revoke_all(user: User, *, actor: User, request: HttpRequest | None = None) -> int:
+    """Revoke every token of `user` (when they are deactivated: reactivating them must not bring old
+    tokens back). Returns how many were revoked; each is audited."""
+    rows = ApiToken.objects.select_related("user").filter(user=user, revoked_at=None)
+    return sum(revoke_token(row, actor=actor, request=request) for row in rows)
+
+
 def user_for_token(token: str, now: dt.datetime | None = None) -> User | None:
-    """The active user a token stands for, or None (unknown, revoked or expired token; inactive user)."""
+    """The active user a token stands for, or None (unknown, revoked or expired token; inactive user; a
+    user whose role or organisations changed since the token was made)."""
+    row = usable_token(token, now)
+    return row.user if row is not None else None
+
+
+def usable_token(token: str, now: dt.datetime | None = None) -> ApiToken | None:
+    """The stored token (with its user) that `token` is, if it still opens the API; its last use noted."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     now = now or timezone.now()
@@ -86,7 +105,7 @@ def user_for_token(token: str, now: dt.datetime | None = None) -> User | None:
     ApiToken.objects.filter(pk=row.pk).filter(
         Q(last_used_at=None) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
     ).update(last_used_at=now)
-    return row.user
+    return row
 
 
 def bearer_token(request: HttpRequest) -> str | None:

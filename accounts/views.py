@@ -17,7 +17,7 @@ from django.utils import timezone
 from django.utils.formats import time_format
 from django.utils.translation import gettext as _
 
-from . import audit
+from . import audit, tokens
 from .forms import UserForm
 from .roles import Role, role_of, set_role
 
@@ -69,6 +69,8 @@ def user_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
                 saved = form.save()
                 set_role(saved, form.cleaned_data["role"])
                 audit.record_user_saved(saved, before, actor=request.user, request=request)
+                if not saved.is_active:
+                    tokens.revoke_all(saved, actor=request.user, request=request)  # type: ignore[arg-type]
             messages.success(request, _("User “%(name)s” saved.") % {"name": saved.get_username()})
             return redirect("accounts:users")
     return render(

@@ -9,7 +9,8 @@ from rest_framework.authentication import BaseAuthentication, SessionAuthenticat
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
-from accounts.tokens import bearer_token, user_for_token
+from accounts.audit import API_TOKEN_ATTRIBUTE
+from accounts.tokens import bearer_token, usable_token
 from accounts.two_factor import confirmed_device, must_set_up
 
 
@@ -20,12 +21,17 @@ class BearerTokenAuthentication(BaseAuthentication):
         token = bearer_token(request._request)
         if token is None:
             return None
-        user = user_for_token(token) if token else None
-        if user is None:
+        row = usable_token(token) if token else None
+        if row is None:
             raise AuthenticationFailed(
-                _("The API token is unknown, revoked or expired, or its user is no longer active.")
+                _(
+                    "The API token is unknown, revoked or expired, its user is no longer active, or the "
+                    "user's role or organisations changed since it was made (make a new token)."
+                )
             )
-        return user, None
+        # The audit log names the token (its prefix) beside the user for what this request does.
+        setattr(request._request, API_TOKEN_ATTRIBUTE, row.prefix)
+        return row.user, None
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="trustview"'

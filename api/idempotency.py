@@ -23,6 +23,11 @@ from .problems import Problem
 HEADER = "Idempotency-Key"
 IDEMPOTENCY_WINDOW = dt.timedelta(hours=24)
 MAX_KEY_LENGTH = 255
+# The most answers kept for one user: a script sending a new key with every request (or someone who
+# means harm) makes the table no larger than this per user. Dropping the oldest does no harm beyond
+# the guarantee: renew and issue are idempotent in their services too (one open order per certificate,
+# MitID Erhverv's key per reference number and PIN).
+MAX_KEPT_PER_USER = 1000
 
 
 def _fingerprint(request: Request) -> str:
@@ -61,6 +66,9 @@ def once(request: Request, run: Callable[[], Response]) -> Response:
                     status_code=response.status_code,
                     response=response.data,
                 )
+                kept = IdempotentRequest.objects.filter(user=user.pk).order_by("-created_at", "-id")
+                oldest = kept.values_list("pk", flat=True)[MAX_KEPT_PER_USER:]
+                IdempotentRequest.objects.filter(pk__in=list(oldest)).delete()
         except IntegrityError:
             # The same key at the same moment: the services made it one renewal or one certificate;
             # the answer kept is the other request's.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from django import forms
 from django.conf import settings
 from django.db.models import QuerySet
 from django.http import HttpResponseBase
@@ -17,14 +18,14 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import generics
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.pagination import PageNumberPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from certificates import export
-from certificates.choices import Status
+from certificates.choices import OrderState, Status
 from certificates.forms import CertificateFilterForm, ImportForm, RenewalSettingsForm
 from certificates.models import (
     Certificate,
@@ -50,6 +51,7 @@ from mitid.services import issue_certificate
 
 from . import idempotency
 from . import serializers as s
+from .parsers import JSONParser
 from .permissions import needs
 from .problems import Problem, form_problem
 
@@ -105,6 +107,13 @@ FILTERS = [
     OpenApiParameter("situation", str, enum=["attention", "lapsed"]),
     OpenApiParameter("sort", str, enum=["expiry", "-expiry", "name"]),
 ]
+
+
+def _object_body(request: Request) -> dict[str, Any]:
+    """The request's JSON object (a list or a bare value is refused with a sentence, not a blank one)."""
+    if not isinstance(request.data, dict):
+        raise Problem(400, "invalid", _("The request body must be a JSON object."))
+    return request.data
 
 
 def _filtered(request: Request) -> CertificateQuerySet:
@@ -231,7 +240,7 @@ class CertificateIssue(ApiMixin, APIView):
         return idempotency.once(request, lambda: self._issue(request))
 
     def _issue(self, request: Request) -> Response:
-        form = IssueForm(request.data if isinstance(request.data, dict) else None)
+        form = IssueForm(_object_body(request))
         if not form.is_valid():
             raise form_problem(form)
         try:
@@ -302,7 +311,7 @@ class CertificateRenewalSettings(ApiMixin, APIView):
     )
     def put(self, request: Request, pk: int) -> Response:
         certificate = _certificate(request, pk)
-        form = RenewalSettingsForm(request.data if isinstance(request.data, dict) else None)
+        form = RenewalSettingsForm(_object_body(request))
         if not form.is_valid():
             raise form_problem(form)
         changed = change_renewal_settings(
@@ -373,6 +382,21 @@ class CertificatePkcs12(ApiMixin, APIView):
 # --- orders, events, profiles, organisations -----------------------------------------------------------
 
 
+class ListFilterForm(forms.Form):
+    """The query parameters of the order and event lists (each optional)."""
+
+    certificate = forms.IntegerField(required=False, min_value=1)
+    state = forms.ChoiceField(required=False, choices=OrderState.choices)
+
+
+def _list_filter(request: Request) -> dict[str, Any]:
+    """The lists' query parameters, validated (400 with a sentence for invalid ones)."""
+    form = ListFilterForm(request.query_params)
+    if not form.is_valid():
+        raise form_problem(form)
+    return form.cleaned_data
+
+
 class OrderList(ApiMixin, generics.ListAPIView):
     """Orders (renewals, issues) of the certificates you may see, newest first."""
 
@@ -381,15 +405,18 @@ class OrderList(ApiMixin, generics.ListAPIView):
 
     def get_queryset(self) -> QuerySet[Order]:
         orders = Order.objects.filter(certificate__in=Certificate.objects.for_user(self.request.user))
-        params = self.request.query_params
-        if params.get("certificate", "").isdigit():
-            orders = orders.filter(certificate=int(params["certificate"]))
-        if params.get("state"):
-            orders = orders.filter(state=params["state"])
+        wanted = _list_filter(self.request)
+        if wanted["certificate"] is not None:
+            orders = orders.filter(certificate=wanted["certificate"])
+        if wanted["state"]:
+            orders = orders.filter(state=wanted["state"])
         return orders.order_by("-created_at", "-id")
 
     @extend_schema(
-        parameters=[OpenApiParameter("certificate", int), OpenApiParameter("state", str)],
+        parameters=[
+            OpenApiParameter("certificate", int),
+            OpenApiParameter("state", str, enum=OrderState.values),
+        ],
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
@@ -413,9 +440,9 @@ class EventList(ApiMixin, generics.ListAPIView):
 
     def get_queryset(self) -> QuerySet[Event]:
         events = Event.objects.filter(certificate__in=Certificate.objects.for_user(self.request.user))
-        certificate = self.request.query_params.get("certificate", "")
-        if certificate.isdigit():
-            events = events.filter(certificate=int(certificate))
+        certificate = _list_filter(self.request)["certificate"]
+        if certificate is not None:
+            events = events.filter(certificate=certificate)
         return events.order_by("-created_at", "-id")
 
     @extend_schema(parameters=[OpenApiParameter("certificate", int)])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -46,16 +47,20 @@ _COLUMNS = [
 ]
 CHUNK_SIZE = 2000
 # A cell that a spreadsheet would read as a formula (CSV injection) gets a leading apostrophe.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
+# A spreadsheet whose list separator is ';' (Excel in Danish) splits a line at every ';' and a quoted
+# field's newline as if unquoted, so what follows one of them starts a cell there: it gets an apostrophe
+# too when it would start a formula (after spaces or quotes, which such a split leaves in front).
+_FORMULA_AFTER_SPLIT = re.compile(r"([;\r\n])(?=[\s\"]*[=+\-@])")
 
 
 def safe_cell(value: Any) -> str:
-    """A value as CSV cell text that a spreadsheet never evaluates."""
+    """A value as CSV cell text that a spreadsheet never evaluates, whether it splits on ',' or ';'."""
     if value is None:
         return ""
     if isinstance(value, dt.datetime):
         return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-    text = str(value)
+    text = _FORMULA_AFTER_SPLIT.sub(r"\1'", str(value))
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 

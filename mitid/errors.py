@@ -55,6 +55,11 @@ SENTENCES = {
             "certificate profile in MitID Erhverv."
         )
     ),
+    "organisation_not_allowed": _(
+        "This certificate profile belongs to an organisation your account is not limited to, so the portal "
+        "did not store a certificate from it. Ask an administrator to issue it with the same reference "
+        "number and PIN."
+    ),
     "order_not_found": _("MitID Erhverv does not know this order for this certificate."),
     "idempotency_key_reused": _("MitID Erhverv refused a repeated request that did not match the first one."),
     "idempotency_key_required": _("MitID Erhverv refused the request (no Idempotency-Key)."),
@@ -74,7 +79,8 @@ class MitIDError(IssuerError):
     """A failed call to MitID Erhverv.
 
     `code` is one of the stable codes of docs/protocol.md (plus `tls_error` and `unexpected_response`,
-    which the client itself detects); `transient` says whether the same request may succeed later.
+    which the client itself detects, and `organisation_not_allowed`, the portal's own refusal);
+    `transient` says whether the same request may succeed later.
     """
 
     def __init__(

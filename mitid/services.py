@@ -9,11 +9,12 @@ import time
 from collections.abc import Callable
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils.translation import gettext_noop
 
 from certificates.choices import EventKind, OcesType, Source
-from certificates.models import Certificate
+from certificates.models import Certificate, organisation_limit
 from certificates.services import Actor, ImportOutcome, store_bundle
 from certificates.x509 import CertificateFileError, read_bundle
 
@@ -58,6 +59,14 @@ def issue_certificate(*, environment: str, reference_number: str, pin: str, acto
     then nothing is stored. The PIN is used for this one call and kept nowhere. `created` is False when
     this reference number and PIN had already brought the certificate in (a repeated submit).
     """
+    allowed = _allowed_organisations(actor)
+    if allowed is not None:
+        # A profile the portal knows to be another organisation's: refused before the PIN is spent.
+        known = CertificateProfile.objects.filter(
+            environment=environment, reference_number=normalise_reference(reference_number)
+        ).first()
+        if known is not None and known.organization_id is not None and known.organization_id not in allowed:
+            raise MitIDError("organisation_not_allowed", environment=environment)
     client = client_for(environment)
     key = issue_idempotency_key(environment, reference_number, pin)
     issued = _with_short_retries(lambda: client.issue(reference_number, pin, idempotency_key=key))
@@ -79,9 +88,19 @@ def issue_certificate(*, environment: str, reference_number: str, pin: str, acto
             reference=reference_number,
         )
         certificate = outcome.certificate
+        if allowed is not None and certificate.organization_id not in allowed:
+            # Nothing is stored (the transaction rolls back); MitID Erhverv hands the same certificate to
+            # whoever sends the same reference number and PIN again (an unlimited administrator).
+            raise MitIDError("organisation_not_allowed", environment=environment)
         _link_profile(certificate, environment, reference_number)
     log.info("Issued certificate %s from MitID Erhverv (%s)", certificate.serial_number, environment)
     return outcome
+
+
+def _allowed_organisations(actor: Actor) -> set[int] | None:
+    """The organisations (ids) a limited user may issue for, as import allows; None: any."""
+    limit = organisation_limit(actor) if isinstance(actor, User) else None
+    return None if limit is None else set(limit.values_list("pk", flat=True))
 
 
 def _with_short_retries(call: Callable[[], IssuedCertificate]) -> IssuedCertificate:

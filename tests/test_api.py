@@ -12,7 +12,7 @@ from django.test import Client
 from django.utils import timezone
 from django.utils.html import escape
 
-from accounts.models import AuditEntry, limit_to_organisations
+from accounts.models import ApiToken, AuditEntry, limit_to_organisations
 from accounts.tokens import create_token, revoke_token
 from api.models import IdempotentRequest
 from certificates.choices import OrderState
@@ -166,7 +166,10 @@ def test_import_detail_settings_and_pkcs12_use_the_pages_services(django_user_mo
         base64.b64decode(body["pkcs12"]), body["password"].encode()
     )
     assert key is not None and cert.serial_number == int(held.serial_number, 16)
-    assert AuditEntry.objects.filter(action="key_downloaded", actor_label="alice").count() == 1
+    entry = AuditEntry.objects.get(action="key_downloaded", actor_label="alice")
+    # From where, and with which token: a stolen token's downloads can be told from the user's own.
+    token = ApiToken.objects.get(user__username="alice")
+    assert entry.remote_addr == "127.0.0.1" and entry.detail["api_token"] == token.prefix
 
 
 def test_issue_with_pin_answers_the_pages_sentences_and_once_per_key(
@@ -254,3 +257,71 @@ def test_a_session_that_still_owes_its_two_factor_code_opens_nothing(alice, fixt
     refused = assert_problem(browser.get("/api/v1/certificates/"), 401)
     assert "two-factor" in refused["detail"]
     assert api_client(alice).get("/api/v1/certificates/").status_code == 200  # a token made after it
+
+
+def test_odd_query_parameters_and_bodies_get_a_sentence_not_a_server_error(
+    fixtures_imported, django_user_model
+):
+    script = api_client(user_with_role(django_user_model, "olga", "Operator"))
+    script.raise_request_exception = False
+    for url in ("/api/v1/orders/", "/api/v1/events/"):
+        # "²" is a digit to str.isdigit() but not to int(): it used to answer 500.
+        assert "certificate" in assert_problem(script.get(url, {"certificate": "²"}), 400)["errors"]
+    # An unknown state was passed to the database as it came (a NUL byte: 500 on PostgreSQL).
+    assert "state" in assert_problem(script.get("/api/v1/orders/", {"state": "x\x00"}), 400)["errors"]
+    assert script.get("/api/v1/orders/", {"state": "issued", "certificate": "7"}).json()["count"] == 0
+    pk = Certificate.objects.first().pk  # type: ignore[union-attr]
+    for url, send in (
+        ("/api/v1/certificates/issue/", "post"),
+        (f"/api/v1/certificates/{pk}/renewal-settings/", "put"),
+    ):
+        refused = assert_problem(getattr(script, send)(url, "[1]", content_type="application/json"), 400)
+        assert "JSON object" in refused["detail"]
+
+
+def test_a_user_limited_to_some_organisations_issues_only_for_them(
+    simulator, mitid_settings, django_user_model
+):
+    """Import refuses another organisation's certificate to a limited user; issuing did not (on the page
+    nor in the API): the certificate and its private key went into that organisation's inventory."""
+    from mitid.models import CertificateProfile
+
+    limited = user_with_role(django_user_model, "lis", "Operator")
+    limit_to_organisations(limited, [Organization.objects.create(cvr="71717171", name="Egen")])
+    script = api_client(limited)
+    issue = "/api/v1/certificates/issue/"
+    other = simulator.create_profile(cvr="72727272", name="Andet")
+    body = {"environment": "test", "reference_number": other["reference_number"], "pin": other["pin"]}
+    refused = assert_problem(script.post(issue, body, content_type="application/json"), 422)
+    assert refused["code"] == "organisation_not_allowed" and "administrator" in refused["detail"]
+    assert Certificate.objects.count() == 0 and CertificateProfile.objects.count() == 0
+
+    # A profile the portal knows to be another organisation's is refused before MitID is asked (which
+    # would have answered invalid_pin).
+    other_org = Organization.objects.create(cvr="72727272", name="Andet")
+    CertificateProfile.objects.create(reference_number=other["reference_number"], organization=other_org)
+    known = {**body, "pin": "NOT-ASKED"}
+    refused = assert_problem(script.post(issue, known, content_type="application/json"), 422)
+    assert refused["code"] == "organisation_not_allowed"
+
+
+def test_json_nested_too_deep_for_the_parser_gets_a_sentence(django_user_model):
+    script = api_client(user_with_role(django_user_model, "olga", "Operator"))
+    script.raise_request_exception = False
+    deep = "[" * 100_000 + "]" * 100_000  # 200 kB, within the size limit, deeper than the parser can go
+    refused = script.post("/api/v1/certificates/issue/", deep, content_type="application/json")
+    assert assert_problem(refused, 400)["code"] == "parse_error"
+
+
+def test_one_user_cannot_make_the_idempotency_table_grow_without_bound(monkeypatch, django_user_model):
+    from api import idempotency
+    from certificates.choices import OrderKind
+
+    monkeypatch.setattr(idempotency, "MAX_KEPT_PER_USER", 3)
+    (imported,) = import_certificate_file(oces3(SYSTEM_2026), actor="test")
+    Order.objects.create(certificate=imported.certificate, kind=OrderKind.RENEW)  # in progress
+    script = api_client(user_with_role(django_user_model, "olga", "Operator"))
+    renew = f"/api/v1/certificates/{imported.certificate.pk}/renew/"
+    for n in range(5):  # each answered 202 "already in progress", and kept
+        assert script.post(renew, headers={"Idempotency-Key": f"k{n}"}).status_code == 202
+    assert sorted(IdempotentRequest.objects.values_list("key", flat=True)) == ["k2", "k3", "k4"]

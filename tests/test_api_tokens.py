@@ -34,6 +34,7 @@ def test_a_user_makes_a_token_on_the_page_sees_it_once_and_revokes_it(olga_clien
 
     again = olga_client.get(reverse("api-tokens")).content.decode()
     assert token not in again and f"{row.prefix}…" in again and "pipeline" in again
+    assert "Stopped" not in again  # her role and organisations are those it was made for
     assert user_for_token(token).username == "olga"
 
     olga_client.post(reverse("api-token-revoke", args=[row.pk]))
@@ -99,3 +100,53 @@ def test_the_command_prints_a_working_token_and_audits_it(django_user_model):
         "manage.py",
         "deploy",
     )
+
+
+def test_a_token_stops_when_its_users_role_or_organisations_change(olga_client, django_user_model):
+    """A token made by an operator for a script must not gain the power to download private keys (or to
+    reach more organisations) when its user is promoted: it stands for the access it was made with."""
+    from accounts.models import limit_to_organisations
+    from accounts.roles import set_role
+    from certificates.models import Organization
+
+    olga = django_user_model.objects.get(username="olga")
+    own = Organization.objects.create(cvr="11111111", name="Egen")
+    limit_to_organisations(olga, [own])
+    _row, token = create_token(olga, "ci")
+    assert user_for_token(token) == olga
+
+    set_role(olga, "Administrator")
+    assert user_for_token(token) is None
+    set_role(olga, "Operator")
+    assert user_for_token(token) == olga  # back to what it was made for
+
+    limit_to_organisations(olga, [own, Organization.objects.create(cvr="22222222", name="Anden")])
+    assert user_for_token(token) is None
+    limit_to_organisations(olga, None)  # no limit: every organisation
+    assert user_for_token(token) is None
+    page = olga_client.get(reverse("api-tokens")).content.decode()
+    assert "role or organisations changed" in page
+    olga = django_user_model.objects.get(pk=olga.pk)  # as the next request sees her
+    _, fresh = create_token(olga, "ci again")
+    assert user_for_token(fresh) == olga
+
+
+def test_deactivating_a_user_revokes_their_tokens_for_good(alice_client, django_user_model):
+    """A token must not come back to life when a deactivated user is reactivated months later."""
+    from accounts.roles import set_role
+
+    erik = django_user_model.objects.create_user("erik", "erik@example.dk", "erik-pw-1")
+    set_role(erik, "Viewer")
+    row, token = create_token(erik, "nightly")
+    edit = reverse("accounts:user-edit", args=[erik.pk])
+    alice_client.post(edit, {"username": "erik", "email": "erik@example.dk", "role": "Viewer"})
+    assert user_for_token(token) is None
+    alice_client.post(
+        edit, {"username": "erik", "email": "erik@example.dk", "role": "Viewer", "is_active": "on"}
+    )
+    assert django_user_model.objects.get(pk=erik.pk).is_active
+    assert user_for_token(token) is None
+    row.refresh_from_db()
+    assert row.revoked_at is not None
+    revoked = AuditEntry.objects.get(action="api_token_revoked")
+    assert revoked.detail["user"] == "erik" and revoked.actor_label == "alice"

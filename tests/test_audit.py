@@ -102,6 +102,7 @@ def test_a_private_key_download_is_listed(alice_client):
 
     entry = AuditEntry.objects.get(action="key_downloaded")
     assert entry.actor_label == "alice" and entry.detail["certificate"] == outcome.certificate.pk
+    assert entry.remote_addr == "127.0.0.1" and "api_token" not in entry.detail  # from where
     page = audit_page(alice_client, action="key_downloaded")
     assert "Private key downloaded" in page and "Lønsystem (serial number" in page
     assert outcome.certificate.get_absolute_url() in page

@@ -70,6 +70,9 @@ def test_the_api_exports_the_same_rows_and_organisation_limits_apply(inventory, 
     from accounts.models import limit_to_organisations
 
     limit_to_organisations(user, [Organization.objects.create(cvr="99999999", name="Andre")])
+    user = type(user).objects.get(pk=user.pk)
+    _row, token = create_token(user, "limited")  # the first token stopped when its access changed
+    api = Client(headers={"Authorization": f"Bearer {token}"})
     assert read(api.get("/api/v1/certificates/export.csv")) == []
 
 
@@ -93,3 +96,17 @@ def test_the_export_streams_a_constant_number_of_queries_without_pem_or_key_colu
     assert len(one_sql) == len(all_sql)
     export_sql = [sql for sql in all_sql if "not_after" in sql]
     assert export_sql and all('"pem"' not in sql and "private_key" not in sql for sql in export_sql)
+
+
+def test_a_spreadsheet_that_splits_on_semicolons_finds_no_formula_either(vera_client, inventory):
+    """Danish Excel opens a CSV file with ';' as its list separator: a common name such as
+    "Firma;=cmd|' /C calc'!A0" must not become a cell that starts with '=' there."""
+    Certificate.objects.filter(cvr=SKAT_CVR).update(subject_cn="Firma;=cmd|' /C calc'!A0")
+    Organization.objects.filter(cvr=SKAT_CVR).update(name='Org\n@SUM(A1);"+1')
+    response = vera_client.get(reverse("certificates:export"))
+    text = b"".join(response.streaming_content).decode()
+    for delimiter in (",", ";"):
+        cells = [cell for row in csv.reader(io.StringIO(text), delimiter=delimiter) for cell in row]
+        assert not [cell for cell in cells if cell.startswith(("=", "+", "-", "@"))], delimiter
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert {r["common_name"] for r in rows if r["cvr"] == SKAT_CVR} == {"Firma;'=cmd|' /C calc'!A0"}
