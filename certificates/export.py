@@ -1,8 +1,9 @@
 """The certificate list as CSV, streamed: the columns an administrator needs to reconcile the inventory
 with MitID Erhverv's own certificate list. Used by the list page's "Export CSV" and by the API.
 
-Only the columns written are read (never PEM or key columns), in chunks, so memory stays flat whatever
-the inventory size. Headers and values are stable codes, not translated text, so a script can read them.
+The large columns (PEM, chain, key) stay in the database and rows are read in chunks, so memory stays
+flat whatever the inventory size. Headers and values are stable codes, not translated text, so a script
+can read them.
 """
 
 from __future__ import annotations
@@ -30,20 +31,17 @@ HEADER = [
     "valid_to",
     "state",
     "renewal_state",
+    "situation",
 ]
-_COLUMNS = [
+_FIELDS = [
     "subject_cn",
     "cvr",
-    "organization__name",
     "oces_uuid",
     "environment",
     "oces_type",
     "serial_number",
     "not_before",
     "not_after",
-    "status",
-    "renewing",
-    "renewal_failing",
 ]
 CHUNK_SIZE = 2000
 # A cell that a spreadsheet would read as a formula (CSV injection) gets a leading apostrophe.
@@ -70,12 +68,24 @@ def renewal_state(renewing: bool, failing: bool) -> str:
 
 
 def rows(certificates: CertificateQuerySet) -> Iterator[list[str]]:
-    """One row per certificate, in the queryset's order (with_status and with_renewal_state are added)."""
-    values = (
-        certificates.with_status().with_renewal_state().values_list(*_COLUMNS).iterator(chunk_size=CHUNK_SIZE)
-    )
-    for *fields, status, renewing, failing in values:
-        yield [safe_cell(v) for v in fields] + [status, renewal_state(renewing, failing)]
+    """One row per certificate, in the queryset's order. The last column is the key of the certificate's
+    situation (Certificate.situation: what its page and e-mails say), read in the same query
+    (with_situation), so no page and no export disagree about a certificate."""
+    now = timezone.now()
+    listed = certificates.with_status(now).with_situation(now).for_listing().iterator(chunk_size=CHUNK_SIZE)
+    for certificate in listed:
+        fields = [getattr(certificate, name) for name in _FIELDS]
+        organisation = certificate.organization.name if certificate.organization else ""
+        yield (
+            [safe_cell(v) for v in fields[:2]]
+            + [safe_cell(organisation)]
+            + [safe_cell(v) for v in fields[2:]]
+            + [
+                certificate.status,  # type: ignore[attr-defined]
+                renewal_state(certificate.renewing, certificate.renewal_failing),  # type: ignore[attr-defined]
+                certificate.situation(now).key.value,
+            ]
+        )
 
 
 class _Line:
