@@ -31,7 +31,7 @@ from certificates.choices import EventKind, LifecycleState, Source
 from certificates.models import Certificate, Organization, organisation_limit
 from certificates.services import Actor, record_event, shorten, store_bundle
 from certificates.trust import TrustStore, fingerprint, issued_by
-from certificates.x509 import Bundle, CertificateFileError, chain_for, to_pem
+from certificates.x509 import Bundle, CertificateFileError, chain_for, oces_cvr, to_pem
 
 from . import scanner
 from .choices import DEFAULT_PORTS, ProblemKind, Protocol
@@ -355,7 +355,7 @@ def record(endpoint: Endpoint, observation: scanner.Observation, store: TrustSto
             scan.chain_complete = chain_complete(leaf, served[1:], store)
             scan.chain_verified = verdict.verified
             scan.verification_error = verdict.error
-            scan.certificate = _enter(endpoint, leaf, served)
+            scan.certificate = _enter(endpoint, leaf, served, verified=verdict.verified)
         scan.save()
         updates: dict[str, object] = {"last_scan": scan}
         if scan.certificate is not None:
@@ -399,13 +399,30 @@ def chain_complete(leaf: x509.Certificate, served: list[x509.Certificate], store
     return False
 
 
-def _enter(endpoint: Endpoint, leaf: x509.Certificate, served: list[x509.Certificate]) -> Certificate | None:
+def _enter(
+    endpoint: Endpoint, leaf: x509.Certificate, served: list[x509.Certificate], *, verified: bool
+) -> Certificate | None:
     """The inventory's row for the served certificate: found by fingerprint, or stored now with the
     issuers the server sent (source "endpoint"). A certificate without a CVR takes the endpoint's
-    organisation, so whoever may see the endpoint may see what it serves. None when it cannot be stored."""
+    organisation, so whoever may see the endpoint may see what it serves. None when it cannot be stored.
+
+    A CVR in a certificate no trusted CA vouches for is only a claim: anyone who runs a server (or adds
+    an endpoint pointing at one) could otherwise plant certificates, and new organisations, in another
+    organisation's inventory and alerts. Such a certificate enters only when the claimed CVR is the
+    endpoint's own organisation's; otherwise the scan still reports it, but the inventory does not."""
     found = Certificate.objects.filter(fingerprint_sha256=fingerprint(leaf)).first()
     if found is not None:
         return found
+    claimed = oces_cvr(leaf.subject)
+    if claimed and not verified:
+        own = endpoint.organization.cvr if endpoint.organization_id and endpoint.organization else ""
+        if claimed != own:
+            log.info(
+                "Endpoint %s serves an unverified certificate claiming CVR %s; not entered",
+                endpoint.pk,
+                claimed,
+            )
+            return None
     bundle = Bundle([leaf, *chain_for(leaf, Bundle([leaf, *served]))])
     try:
         with transaction.atomic():
