@@ -22,7 +22,7 @@ from cryptography.x509.oid import NameOID
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_noop
 
@@ -48,6 +48,8 @@ FIRST_SCAN_SPREAD = dt.timedelta(minutes=10)
 MAX_CHAIN_DEPTH = 6
 # Scans are kept this long (each endpoint's last scan always).
 SCAN_HISTORY = dt.timedelta(days=90)
+# A person's "Scan now" (page or API) runs at most once per endpoint in this long.
+MANUAL_SCAN_GAP = dt.timedelta(seconds=30)
 
 _LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
 _HOST_NAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?$")
@@ -55,6 +57,10 @@ _HOST_NAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?$")
 
 class EndpointInputError(ValueError):
     """An endpoint that cannot be added; the message is the sentence shown to the user."""
+
+
+class ScanTooSoon(ValueError):
+    """A "Scan now" within MANUAL_SCAN_GAP of the last one; the message is the sentence to show."""
 
 
 # --- input ---------------------------------------------------------------------------------------------
@@ -278,6 +284,19 @@ def scan_endpoint(endpoint: Endpoint, now: dt.datetime | None = None) -> Scan:
     """Scan one endpoint now (the "Scan now" button) and record what it served."""
     observation = scanner.scan(target(endpoint))
     return record(endpoint, observation, TrustStore.load(), now or timezone.now())
+
+
+def scan_now(endpoint: Endpoint, now: dt.datetime | None = None) -> Scan:
+    """A person's "Scan now": claimed with a conditional update, so that at most one runs per endpoint
+    per MANUAL_SCAN_GAP however many requests arrive together. Raises ScanTooSoon."""
+    now = now or timezone.now()
+    fresh = Q(manual_scan_at=None) | Q(manual_scan_at__lte=now - MANUAL_SCAN_GAP)
+    if not Endpoint.objects.filter(fresh, pk=endpoint.pk).update(manual_scan_at=now):
+        raise ScanTooSoon(
+            gettext("This endpoint was scanned a moment ago; scan it again in %(seconds)s seconds.")
+            % {"seconds": int(MANUAL_SCAN_GAP.total_seconds())}
+        )
+    return scan_endpoint(endpoint, now)
 
 
 def scan_many(endpoints: list[Endpoint], now: dt.datetime | None = None) -> list[Scan]:

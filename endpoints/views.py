@@ -118,7 +118,11 @@ def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required("endpoints.change_endpoint", raise_exception=True)
 def endpoint_scan(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = get_object_or_404(Endpoint.objects.for_user(request.user), pk=pk)
-    scan = services.scan_endpoint(endpoint)
+    try:
+        scan = services.scan_now(endpoint)
+    except services.ScanTooSoon as error:
+        messages.info(request, str(error))
+        return redirect(endpoint)
     tell_on_commit()
     if scan.ok:
         messages.success(request, _("Scanned: the endpoint answered."))
