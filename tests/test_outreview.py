@@ -4,6 +4,7 @@ monitoring and the alert channels (SSRF, forged certificates, scan cost)."""
 from __future__ import annotations
 
 import socket
+import threading
 import uuid
 
 import pytest
@@ -87,3 +88,42 @@ def test_a_channel_name_resolving_into_a_blocked_network_is_not_posted_to(monkey
     with pytest.raises(channels.Permanent, match="may not") as failure:
         channels.post(channel, {"event": "test"}, "d1")
     assert "s3cret" not in str(failure.value) and "/hook" not in str(failure.value)
+
+
+def test_a_receiver_trickling_its_answer_does_not_hold_the_delivery(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.TRUSTVIEW_CHANNEL_ALLOW_HTTP_LOOPBACK = True
+    settings.TRUSTVIEW_CHANNEL_TIMEOUT_SECONDS = 0.3
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    stop = threading.Event()
+
+    def trickle() -> None:
+        connection, _ = server.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 100000\r\n\r\nslow")
+            while not stop.is_set():
+                try:
+                    connection.sendall(b"x")
+                except OSError:
+                    return
+                stop.wait(0.05)  # well within the read timeout: only a deadline over the whole answer helps
+
+    threading.Thread(target=trickle, daemon=True).start()
+    channel = AlertChannel(kind=ChannelKind.SLACK, name="slow")
+    channels.configure(channel, f"http://127.0.0.1:{port}/hook", None)
+    outcome: list[BaseException] = []
+
+    def deliver() -> None:
+        try:
+            channels.post(channel, {"title": "t", "text": "x", "url": "u", "certificates": []}, "d")
+        except BaseException as error:  # noqa: BLE001
+            outcome.append(error)
+
+    worker = threading.Thread(target=deliver, daemon=True)
+    worker.start()
+    worker.join(timeout=5)  # a hang guard, far beyond the deadline: without one it runs for minutes
+    stop.set()
+    server.close()
+    assert not worker.is_alive(), "the delivery was still reading the trickled answer"
+    assert len(outcome) == 1 and isinstance(outcome[0], channels.Permanent) and "400" in str(outcome[0])
