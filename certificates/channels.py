@@ -437,11 +437,15 @@ def post(channel: AlertChannel, content: dict[str, Any], delivery_id: str) -> No
 
 
 def _read_capped(response: requests.Response, deadline: float) -> bytes:
+    """At most MAX_ANSWER_BYTES of the answer, read until the deadline. read1 returns after one read
+    from the socket: iter_content waits until its whole chunk is filled, so a receiver sending a byte
+    now and then (each within the read timeout) held the delivery, and a worker, for hours."""
     data = b""
-    for chunk in response.iter_content(8192):
-        data += chunk
-        if len(data) >= MAX_ANSWER_BYTES or time.monotonic() > deadline:
+    while len(data) < MAX_ANSWER_BYTES and time.monotonic() < deadline:
+        chunk = response.raw.read1(8192, decode_content=True)
+        if not chunk:
             break
+        data += chunk
     return data[:MAX_ANSWER_BYTES]
 
 
