@@ -127,3 +127,33 @@ def test_a_receiver_trickling_its_answer_does_not_hold_the_delivery(settings) ->
     server.close()
     assert not worker.is_alive(), "the delivery was still reading the trickled answer"
     assert len(outcome) == 1 and isinstance(outcome[0], channels.Permanent) and "400" in str(outcome[0])
+
+
+def test_a_server_trickling_its_starttls_greeting_does_not_hold_the_scan(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.TRUSTVIEW_ENDPOINT_HANDSHAKE_TIMEOUT_SECONDS = 0.3
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    stop = threading.Event()
+
+    def trickle() -> None:
+        connection, _ = server.accept()
+        with connection:
+            while not stop.is_set():
+                try:
+                    connection.sendall(b"2")  # a greeting that never ends its line
+                except OSError:
+                    return
+                stop.wait(0.05)
+
+    threading.Thread(target=trickle, daemon=True).start()
+    observations: list[scanner.Observation] = []
+    worker = threading.Thread(
+        target=lambda: observations.append(scanner.scan(scanner.Target("127.0.0.1", port, "", "smtp"))),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(timeout=5)  # a hang guard: without a deadline this scan reads for minutes
+    stop.set()
+    server.close()
+    assert not worker.is_alive(), "the scan was still reading the trickled greeting"
+    assert observations[0].error is not None and observations[0].error.code == "timeout"
