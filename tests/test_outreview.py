@@ -117,7 +117,7 @@ def test_a_receiver_trickling_its_answer_does_not_hold_the_delivery(settings) ->
     def deliver() -> None:
         try:
             channels.post(channel, {"title": "t", "text": "x", "url": "u", "certificates": []}, "d")
-        except BaseException as error:  # noqa: BLE001
+        except BaseException as error:
             outcome.append(error)
 
     worker = threading.Thread(target=deliver, daemon=True)
