@@ -157,3 +157,18 @@ def test_a_server_trickling_its_starttls_greeting_does_not_hold_the_scan(setting
     server.close()
     assert not worker.is_alive(), "the scan was still reading the trickled greeting"
     assert observations[0].error is not None and observations[0].error.code == "timeout"
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "64:ff9b::a9fe:a9fe",  # NAT64 (RFC 6052) of 169.254.169.254
+        "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+        "::ffff:0.0.0.0",
+    ],
+)
+def test_ipv6_forms_that_carry_a_blocked_ipv4_address_are_blocked(address: str) -> None:
+    with pytest.raises(services.EndpointInputError, match="may not reach"):
+        services.clean_spec(address, "443", "tls", "")
+    with pytest.raises(channels.ChannelAddressError, match="may not"):
+        channels.check_address(f"https://[{address}]/hook")
