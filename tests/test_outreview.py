@@ -172,3 +172,16 @@ def test_ipv6_forms_that_carry_a_blocked_ipv4_address_are_blocked(address: str) 
         services.clean_spec(address, "443", "tls", "")
     with pytest.raises(channels.ChannelAddressError, match="may not"):
         channels.check_address(f"https://[{address}]/hook")
+
+
+def test_deleting_an_endpoint_leaves_an_audit_entry(django_user_model) -> None:  # type: ignore[no-untyped-def]
+    from accounts.models import AuditEntry
+
+    ours = Organization.objects.create(cvr="11111111", name="Vores")
+    client = limited_client(django_user_model, "Operator", ours)
+    endpoint = Endpoint.objects.create(organization=ours, host="intranet.example", port=443)
+    assert client.post(reverse("endpoints:delete", args=[endpoint.pk])).status_code == 302
+    assert not Endpoint.objects.filter(pk=endpoint.pk).exists()
+    entry = AuditEntry.objects.get(action="endpoint_deleted")
+    assert entry.actor_label == "limited-operator" and entry.detail["endpoint"] == "intranet.example:443"
+    assert entry.detail["organisation"] == "11111111"
