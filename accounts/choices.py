@@ -24,3 +24,4 @@ class AuditAction(models.TextChoices):
     API_TOKEN_CREATED = "api_token_created", _("API token created")
     API_TOKEN_REVOKED = "api_token_revoked", _("API token revoked")
     ALERT_CHANNEL_CHANGED = "alert_channel_changed", _("Alert channel changed")
+    ENDPOINT_DELETED = "endpoint_deleted", _("Endpoint deleted")

@@ -114,11 +114,16 @@ class EndpointScan(ApiMixin, APIView):
 
     @extend_schema(
         request=None,
-        responses={200: s.ScanSerializer, 404: PROBLEM},
-        description="Scan now: what the endpoint serves, or why it answered nothing (error_code, error).",
+        responses={200: s.ScanSerializer, 404: PROBLEM, 429: PROBLEM},
+        description="Scan now: what the endpoint serves, or why it answered nothing (error_code, error). "
+        "At most once per endpoint every 30 seconds (429 before that).",
     )
     def post(self, request: Request, pk: int) -> Response:
         endpoint = get_object_or_404(_endpoints(request), pk=pk)
-        scan = services.scan_endpoint(endpoint)
+        try:
+            scan = services.scan_now(endpoint)
+        except services.ScanTooSoon as error:
+            seconds = str(int(services.MANUAL_SCAN_GAP.total_seconds()))
+            raise Problem(429, "scanned_recently", str(error), headers={"Retry-After": seconds}) from None
         tell_on_commit()
         return Response(s.ScanSerializer(scan, context={"request": request}).data)

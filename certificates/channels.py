@@ -33,6 +33,7 @@ import ipaddress
 import json
 import logging
 import random
+import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -52,6 +53,8 @@ from .choices import ChannelKind, DeliveryState
 from .models import AlertChannel, Certificate, ChannelMessage, organisation_limit
 from .signals import alert_channel_changed, channel_message_queued
 
+# NAT64 (RFC 6052): an IPv4 address in the last 32 bits, reached through a gateway that translates.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 log = logging.getLogger(__name__)
 
 MAX_ANSWER_BYTES = 64 * 1024
@@ -95,6 +98,9 @@ def check_address(url: str) -> str:
         raise ChannelAddressError(gettext("Enter the https:// address the service gave you."))
     if parts.username or parts.password:
         raise ChannelAddressError(gettext("The address must not contain a user name or password."))
+    literal = host.strip("[]")
+    if _is_address(literal) and is_blocked(literal):
+        raise ChannelAddressError(_blocked_sentence(literal))
     if parts.scheme.lower() == "http" and not (
         settings.TRUSTVIEW_CHANNEL_ALLOW_HTTP_LOOPBACK and _is_loopback(host)
     ):
@@ -102,6 +108,54 @@ def check_address(url: str) -> str:
             gettext("Alerts are only sent over https: enter an address that starts with https://.")
         )
     return url
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+def is_blocked(address: str) -> bool:
+    """Whether alerts may not be posted to `address`: the networks the endpoint scanner may not reach
+    either (TRUSTVIEW_ENDPOINT_BLOCKED_NETWORKS: link-local and cloud metadata, this-network, multicast,
+    and loopback in production). An IPv4-mapped IPv6 address counts as IPv4. (endpoints.scanner has
+    the same rule; `certificates` may not import it.)"""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        # An IPv4 address carried in IPv6 (mapped, 6to4, NAT64 64:ff9b::/96) is judged as that IPv4.
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif ip.sixtofour is not None:
+            ip = ip.sixtofour
+        elif ip in _NAT64:
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    networks = [ipaddress.ip_network(n, strict=False) for n in settings.TRUSTVIEW_ENDPOINT_BLOCKED_NETWORKS]
+    return any(ip.version == network.version and ip in network for network in networks)
+
+
+def _blocked_sentence(address: str) -> str:
+    return gettext(
+        "Alerts may not be sent to %(address)s: it is in a network the portal may not reach "
+        "(TRUSTVIEW_ENDPOINT_BLOCKED_NETWORKS)."
+    ) % {"address": address}
+
+
+def _refuse_blocked(host: str, port: int) -> None:
+    """Raise Permanent when the host's name resolves into a blocked network (a name pointing at the
+    metadata address, say). A name that does not resolve here is left to requests (which may go
+    through a proxy). The connection itself resolves again; HTTPS certificate verification is what
+    keeps a name that changes its answer in between (DNS rebinding) from reaching a service inside."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return
+    for info in infos:
+        address = str(info[4][0])
+        if is_blocked(address):
+            raise Permanent(_blocked_sentence(address))
 
 
 def _is_loopback(host: str) -> bool:
@@ -355,7 +409,9 @@ def post(channel: AlertChannel, content: dict[str, Any], delivery_id: str) -> No
     headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": USER_AGENT}
     if channel.kind == ChannelKind.WEBHOOK:
         headers.update(signature_headers(secret, body, delivery_id, content.get("event", "")))
-    host = urlsplit(url).hostname or ""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    _refuse_blocked(host, parts.port or (443 if parts.scheme.lower() == "https" else 80))
     timeout = settings.TRUSTVIEW_CHANNEL_TIMEOUT_SECONDS
     try:
         with requests.post(
@@ -389,11 +445,15 @@ def post(channel: AlertChannel, content: dict[str, Any], delivery_id: str) -> No
 
 
 def _read_capped(response: requests.Response, deadline: float) -> bytes:
+    """At most MAX_ANSWER_BYTES of the answer, read until the deadline. read1 returns after one read
+    from the socket: iter_content waits until its whole chunk is filled, so a receiver sending a byte
+    now and then (each within the read timeout) held the delivery, and a worker, for hours."""
     data = b""
-    for chunk in response.iter_content(8192):
-        data += chunk
-        if len(data) >= MAX_ANSWER_BYTES or time.monotonic() > deadline:
+    while len(data) < MAX_ANSWER_BYTES and time.monotonic() < deadline:
+        chunk = response.raw.read1(8192, decode_content=True)
+        if not chunk:
             break
+        data += chunk
     return data[:MAX_ANSWER_BYTES]
 
 

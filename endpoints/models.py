@@ -54,6 +54,9 @@ class Endpoint(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     next_scan_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # When a person last pressed "Scan now" (or the API's scan): one such scan per endpoint per
+    # services.MANUAL_SCAN_GAP, so a loop of requests cannot keep the portal knocking on a server.
+    manual_scan_at = models.DateTimeField(null=True, blank=True, editable=False)
     # What the last scan saw, kept on the row for lists and the dashboard.
     last_scan = models.ForeignKey("Scan", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     certificate = models.ForeignKey(

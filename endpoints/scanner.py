@@ -26,6 +26,8 @@ from django.utils.translation import gettext_noop
 
 from .choices import ErrorCode, Protocol
 
+# NAT64 (RFC 6052): an IPv4 address in the last 32 bits, reached through a gateway that translates.
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 # Most bytes read from a server before TLS starts (a greeting, an EHLO answer, an LDAP response).
 MAX_PLAINTEXT_BYTES = 8 * 1024
 # Most certificates kept from what a server sends (a real chain has a handful).
@@ -98,8 +100,14 @@ def blocked_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
 def is_blocked(address: str) -> bool:
     """Whether the scanner may not connect to `address` (an IPv4-mapped IPv6 address counts as IPv4)."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):
+        # An IPv4 address carried in IPv6 (mapped, 6to4, NAT64 64:ff9b::/96) is judged as that IPv4.
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif ip.sixtofour is not None:
+            ip = ip.sixtofour
+        elif ip in _NAT64:
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return any(ip.version == network.version and ip in network for network in blocked_networks())
 
 
@@ -153,7 +161,8 @@ def _handshake(target: Target, observation: Observation) -> None:
     with _connect(address, port) as raw:
         raw.settimeout(seconds)
         try:
-            _starttls(raw, target.protocol)
+            _starttls(raw, target.protocol, time.monotonic() + seconds)
+            raw.settimeout(seconds)  # the handshake has its own deadline (CPython's ssl module)
             context = _context()
             server_name = _server_name(target)
             with context.wrap_socket(raw, server_hostname=server_name) as tls:
@@ -218,30 +227,37 @@ def _ssl_reason(error: ssl.SSLError) -> str:
 # --- STARTTLS ----------------------------------------------------------------------------------------
 
 
-def _starttls(sock: socket.socket, protocol: str) -> None:
-    """Ask the server to start TLS on a plain connection (RFC 3207 SMTP, RFC 3501 IMAP, RFC 4511 LDAP)."""
+def _starttls(sock: socket.socket, protocol: str, deadline: float) -> None:
+    """Ask the server to start TLS on a plain connection (RFC 3207 SMTP, RFC 3501 IMAP, RFC 4511 LDAP),
+    the whole exchange before `deadline` (time.monotonic)."""
     if protocol == Protocol.SMTP:
-        _expect(_read_reply(sock, _smtp_done), b"220", "greeting")
+        _expect(_read_reply(sock, _smtp_done, deadline), b"220", "greeting")
         sock.sendall(b"EHLO trustview.invalid\r\n")  # SMTP offers STARTTLS only after EHLO
-        _expect(_read_reply(sock, _smtp_done), b"250", "EHLO")
+        _expect(_read_reply(sock, _smtp_done, deadline), b"250", "EHLO")
         sock.sendall(b"STARTTLS\r\n")
-        _expect(_read_reply(sock, _smtp_done), b"220", "STARTTLS")
+        _expect(_read_reply(sock, _smtp_done, deadline), b"220", "STARTTLS")
     elif protocol == Protocol.IMAP:
-        _expect(_read_reply(sock, _line_done), b"* OK", "greeting")
+        _expect(_read_reply(sock, _line_done, deadline), b"* OK", "greeting")
         sock.sendall(b"a1 STARTTLS\r\n")
-        _expect(_read_reply(sock, _tagged_done), b"a1 OK", "STARTTLS", anywhere=True)
+        _expect(_read_reply(sock, _tagged_done, deadline), b"a1 OK", "STARTTLS", anywhere=True)
     elif protocol == Protocol.LDAP:
         sock.sendall(LDAP_STARTTLS)
-        answer = _read_reply(sock, _ber_done)
+        answer = _read_reply(sock, _ber_done, deadline)
         # ExtendedResponse (0x78) whose resultCode (ENUMERATED 0x0a) is success (0).
         at = answer.find(b"\x78")
         if at < 0 or b"\x0a\x01\x00" not in answer[at : at + 8]:
             raise ScanError(ErrorCode.STARTTLS, reason="the LDAP server refused StartTLS")
 
 
-def _read_reply(sock: socket.socket, done: object) -> bytes:
+def _read_reply(sock: socket.socket, done: object, deadline: float) -> bytes:
+    """One reply, at most MAX_PLAINTEXT_BYTES, complete before `deadline`: a socket timeout alone bounds
+    each recv, so a server sending a byte now and then would otherwise hold the scan for hours."""
     data = b""
     while not done(data):  # type: ignore[operator]
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        sock.settimeout(remaining)
         chunk = sock.recv(1024)
         if not chunk:
             raise ScanError(ErrorCode.STARTTLS, reason="the server closed the connection")

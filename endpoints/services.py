@@ -22,7 +22,7 @@ from cryptography.x509.oid import NameOID
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, User
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_noop
 
@@ -31,7 +31,7 @@ from certificates.choices import EventKind, LifecycleState, Source
 from certificates.models import Certificate, Organization, organisation_limit
 from certificates.services import Actor, record_event, shorten, store_bundle
 from certificates.trust import TrustStore, fingerprint, issued_by
-from certificates.x509 import Bundle, CertificateFileError, chain_for, to_pem
+from certificates.x509 import Bundle, CertificateFileError, chain_for, oces_cvr, to_pem
 
 from . import scanner
 from .choices import DEFAULT_PORTS, ProblemKind, Protocol
@@ -48,6 +48,8 @@ FIRST_SCAN_SPREAD = dt.timedelta(minutes=10)
 MAX_CHAIN_DEPTH = 6
 # Scans are kept this long (each endpoint's last scan always).
 SCAN_HISTORY = dt.timedelta(days=90)
+# A person's "Scan now" (page or API) runs at most once per endpoint in this long.
+MANUAL_SCAN_GAP = dt.timedelta(seconds=30)
 
 _LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
 _HOST_NAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?$")
@@ -55,6 +57,10 @@ _HOST_NAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*\.?$")
 
 class EndpointInputError(ValueError):
     """An endpoint that cannot be added; the message is the sentence shown to the user."""
+
+
+class ScanTooSoon(ValueError):
+    """A "Scan now" within MANUAL_SCAN_GAP of the last one; the message is the sentence to show."""
 
 
 # --- input ---------------------------------------------------------------------------------------------
@@ -280,6 +286,19 @@ def scan_endpoint(endpoint: Endpoint, now: dt.datetime | None = None) -> Scan:
     return record(endpoint, observation, TrustStore.load(), now or timezone.now())
 
 
+def scan_now(endpoint: Endpoint, now: dt.datetime | None = None) -> Scan:
+    """A person's "Scan now": claimed with a conditional update, so that at most one runs per endpoint
+    per MANUAL_SCAN_GAP however many requests arrive together. Raises ScanTooSoon."""
+    now = now or timezone.now()
+    fresh = Q(manual_scan_at=None) | Q(manual_scan_at__lte=now - MANUAL_SCAN_GAP)
+    if not Endpoint.objects.filter(fresh, pk=endpoint.pk).update(manual_scan_at=now):
+        raise ScanTooSoon(
+            gettext("This endpoint was scanned a moment ago; scan it again in %(seconds)s seconds.")
+            % {"seconds": int(MANUAL_SCAN_GAP.total_seconds())}
+        )
+    return scan_endpoint(endpoint, now)
+
+
 def scan_many(endpoints: list[Endpoint], now: dt.datetime | None = None) -> list[Scan]:
     """Scan endpoints side by side (at most TRUSTVIEW_ENDPOINT_CONCURRENCY at once), then record each.
     The threads only talk to the network; the database is written here, in this thread."""
@@ -355,7 +374,7 @@ def record(endpoint: Endpoint, observation: scanner.Observation, store: TrustSto
             scan.chain_complete = chain_complete(leaf, served[1:], store)
             scan.chain_verified = verdict.verified
             scan.verification_error = verdict.error
-            scan.certificate = _enter(endpoint, leaf, served)
+            scan.certificate = _enter(endpoint, leaf, served, verified=verdict.verified)
         scan.save()
         updates: dict[str, object] = {"last_scan": scan}
         if scan.certificate is not None:
@@ -399,13 +418,30 @@ def chain_complete(leaf: x509.Certificate, served: list[x509.Certificate], store
     return False
 
 
-def _enter(endpoint: Endpoint, leaf: x509.Certificate, served: list[x509.Certificate]) -> Certificate | None:
+def _enter(
+    endpoint: Endpoint, leaf: x509.Certificate, served: list[x509.Certificate], *, verified: bool
+) -> Certificate | None:
     """The inventory's row for the served certificate: found by fingerprint, or stored now with the
     issuers the server sent (source "endpoint"). A certificate without a CVR takes the endpoint's
-    organisation, so whoever may see the endpoint may see what it serves. None when it cannot be stored."""
+    organisation, so whoever may see the endpoint may see what it serves. None when it cannot be stored.
+
+    A CVR in a certificate no trusted CA vouches for is only a claim: anyone who runs a server (or adds
+    an endpoint pointing at one) could otherwise plant certificates, and new organisations, in another
+    organisation's inventory and alerts. Such a certificate enters only when the claimed CVR is the
+    endpoint's own organisation's; otherwise the scan still reports it, but the inventory does not."""
     found = Certificate.objects.filter(fingerprint_sha256=fingerprint(leaf)).first()
     if found is not None:
         return found
+    claimed = oces_cvr(leaf.subject)
+    if claimed and not verified:
+        own = endpoint.organization.cvr if endpoint.organization_id and endpoint.organization else ""
+        if claimed != own:
+            log.info(
+                "Endpoint %s serves an unverified certificate claiming CVR %s; not entered",
+                endpoint.pk,
+                claimed,
+            )
+            return None
     bundle = Bundle([leaf, *chain_for(leaf, Bundle([leaf, *served]))])
     try:
         with transaction.atomic():

@@ -13,6 +13,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from accounts import audit
+from accounts.choices import AuditAction
 from certificates.models import Certificate
 
 from . import services
@@ -118,7 +120,11 @@ def endpoint_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @permission_required("endpoints.change_endpoint", raise_exception=True)
 def endpoint_scan(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = get_object_or_404(Endpoint.objects.for_user(request.user), pk=pk)
-    scan = services.scan_endpoint(endpoint)
+    try:
+        scan = services.scan_now(endpoint)
+    except services.ScanTooSoon as error:
+        messages.info(request, str(error))
+        return redirect(endpoint)
     tell_on_commit()
     if scan.ok:
         messages.success(request, _("Scanned: the endpoint answered."))
@@ -132,7 +138,16 @@ def endpoint_scan(request: HttpRequest, pk: int) -> HttpResponse:
 def endpoint_delete(request: HttpRequest, pk: int) -> HttpResponse:
     endpoint = get_object_or_404(Endpoint.objects.for_user(request.user), pk=pk)
     name = str(endpoint)
+    organisation = endpoint.organization.cvr if endpoint.organization else ""
     endpoint.delete()
+    # Deleting stops the watching (and forgets its scans and problems): who did it must stay known.
+    audit.record(
+        AuditAction.ENDPOINT_DELETED,
+        actor=request.user,
+        request=request,
+        endpoint=name,
+        organisation=organisation,
+    )
     messages.success(request, _("“%(name)s” is no longer watched.") % {"name": name})
     return redirect("endpoints:list")
 
