@@ -632,8 +632,10 @@ def _migrated_template() -> Path:
     dozen portals, so each starts from a copy of this one instead and `migrate` finds nothing to do.
     """
     code = hashlib.sha256()
+    # The portal's own packages (each app with migrations, and the project), not the tests or the venv.
+    packages = {path.parent.parent.name for path in REPO.glob("*/migrations/__init__.py")} | {"trustview"}
     for path in sorted(REPO.glob("*/**/*.py")):
-        if path.parts[len(REPO.parts)] in ("accounts", "certificates", "mitid", "trustview"):
+        if path.parts[len(REPO.parts)] in packages:
             code.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
     directory = Path(tempfile.gettempdir()) / "trustview-test-databases"
     directory.mkdir(exist_ok=True)
