@@ -643,6 +643,10 @@ def _migrated_template() -> Path:
     with (directory / "lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not template.exists():
+            # Templates of older code, unused for a day, go (one per change of the code would pile up).
+            for old in directory.glob("migrated-*.sqlite3"):
+                if time.time() - old.stat().st_atime > 86400:
+                    old.unlink(missing_ok=True)
             partial = template.with_suffix(".partial")
             partial.unlink(missing_ok=True)
             env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
