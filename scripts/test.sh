@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # `make test`: two pytest runs at the same time, each printing its slowest tests:
-# - the tests that use the database (`-m database`, marked in tests/conftest.py) on PostgreSQL + Redis
+# - the tests whose outcome can depend on the database (`-m database`, marked in tests/conftest.py) on
+#   PostgreSQL + Redis
 #   started for the run on loopback (tests/support/processes.py), in the background, its output kept in
 #   var/test-postgresql.log and printed when it ends;
 # - the whole suite on the embedded defaults (SQLite, no server), in the foreground.
-# What does not touch the database (the simulator, parsing, browser and process tests) behaves the same on
-# both, so it runs once, in the SQLite run. The two overlap because much of the SQLite run waits for
+# What does not touch the database (the simulator, parsing, browser and process tests), or touches it only
+# in passing (tests/conftest.py lists those modules), behaves the same on both, so it runs once, in the
+# SQLite run. The two overlap because much of the SQLite run waits for
 # processes it started (a portal, a worker, the simulator), which leaves a core free for the other.
 # The last line gives each run's result and time; the exit status is non-zero when either failed.
 # usage: scripts/test.sh PYTHON [PYTEST-ARGUMENTS...]

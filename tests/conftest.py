@@ -77,16 +77,46 @@ def alice_client(alice) -> Client:  # type: ignore[no-untyped-def]
 DATABASE_FIXTURES = {"db", "transactional_db", "django_db_reset_sequences", "django_db_serialized_rollback"}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Marks `database` what uses the database: the `django_db` mark or a fixture that leads to `db`.
+# Modules whose tests use the database only in passing (sessions, users, permissions, settings pages, the
+# audit log, outbound OCSP, file parsing): what they check is the same on every database, so they run
+# once, on SQLite. Every other module's database tests also run on PostgreSQL: a new module is covered
+# there unless it is added here.
+SAME_ON_EVERY_DATABASE = {
+    "tests/test_access.py",
+    "tests/test_admin.py",
+    "tests/test_api_schema.py",
+    "tests/test_api_tokens.py",
+    "tests/test_audit.py",
+    "tests/test_commands.py",
+    "tests/test_downloads.py",
+    "tests/test_fuzz_import.py",
+    "tests/test_hostile_files.py",
+    "tests/test_i18n.py",
+    "tests/test_login.py",
+    "tests/test_ocsp_outbound.py",
+    "tests/test_own_email.py",
+    "tests/test_settings_pages.py",
+    "tests/test_trust.py",
+    "tests/test_two_factor.py",
+    "tests/test_vault.py",
+    "tests/mitid/test_issue_page.py",
+}
 
-    Only these tests can behave differently on PostgreSQL and on SQLite, so `make test` runs them on
-    both (`-m database` on PostgreSQL) and everything else once. The simulator, parsing, browser and
-    process tests start what they need themselves, whatever database the run has.
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks `database` the tests whose outcome can depend on the database: those that use it (the
+    `django_db` mark or a fixture that leads to `db`), outside SAME_ON_EVERY_DATABASE.
+
+    `make test` runs these on PostgreSQL too (`-m database`: locking, query plans and indexes, trigram
+    search, keyset pages, aggregates, bulk import, conditional updates) and everything once on SQLite.
+    The simulator, parsing, browser and process tests start what they need themselves, whatever database
+    the run has.
     """
     for item in items:
         fixtures = set(getattr(item, "fixturenames", ()))
-        if item.get_closest_marker("django_db") or fixtures & DATABASE_FIXTURES:
+        module = item.nodeid.split("::", 1)[0]
+        uses_database = item.get_closest_marker("django_db") or fixtures & DATABASE_FIXTURES
+        if uses_database and module not in SAME_ON_EVERY_DATABASE:
             item.add_marker(pytest.mark.database)
     # The `slow` tests (processes, the browser) first: under pytest-xdist the long ones then start at once
     # and the many short ones fill the gaps, instead of one long test running alone at the end.
