@@ -4,8 +4,7 @@
 #   PostgreSQL + Redis
 #   started for the run on loopback (tests/support/processes.py), in the background, its output kept in
 #   var/test-postgresql.log and printed when it ends;
-#   and the process tests marked `postgresql` (the portal on PostgreSQL: they use the run's cluster);
-# - the rest of the suite on the embedded defaults (SQLite, no server), in the foreground.
+# - the whole suite on the embedded defaults (SQLite, no server), in the foreground.
 # What does not touch the database (the simulator, parsing, browser and process tests), or touches it only
 # in passing (tests/conftest.py lists those modules), behaves the same on both, so it runs once, in the
 # SQLite run. The two overlap because much of the SQLite run waits for
@@ -28,7 +27,7 @@ outcome() { [ "$1" -eq 0 ] && echo "passed" || echo "FAILED (exit status $1)"; }
 start=$SECONDS
 (
   "$python" -m tests.support.processes -- \
-    "$python" -m pytest -m "database or postgresql" "${postgres_workers[@]}" "${durations[@]}" "$@"
+    "$python" -m pytest -m database "${postgres_workers[@]}" "${durations[@]}" "$@"
   echo "exit status $? after $((SECONDS - start)) s"
 ) >"$postgres_log" 2>&1 &
 postgres_pid=$!
@@ -38,8 +37,7 @@ trap 'pkill -TERM -P $postgres_pid; kill $postgres_pid 2>/dev/null' EXIT
 echo "=== make test: the tests that use the database run on PostgreSQL + Redis in the background ($postgres_log) ==="
 echo "=== make test: the whole suite on SQLite ==="
 # The embedded default: nothing from the shell may point the run elsewhere.
-env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL \
-  "$python" -m pytest -m "not postgresql" "${sqlite_workers[@]}" "${durations[@]}" "$@"
+env -u DATABASE_URL -u REDIS_URL -u CELERY_BROKER_URL "$python" -m pytest "${sqlite_workers[@]}" "${durations[@]}" "$@"
 sqlite_status=$? sqlite_seconds=$((SECONDS - start))
 
 wait $postgres_pid

@@ -51,7 +51,6 @@ def renewed_from(database_url: str) -> dict[int, int]:
     return {row[0]: row[1] for row in rows}
 
 
-@pytest.mark.postgresql
 def test_worker_and_beat_renew_a_certificate_on_postgresql_and_redis(simulator: Simulator, tmp_path: Path):
     simulator.cli("enable-renewal", "--cvr", "42424242")
     simulator.cli("set-renewal-delay", "--seconds", "1")

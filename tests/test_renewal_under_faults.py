@@ -346,9 +346,7 @@ def logged_in(url: str) -> requests.Session:
     return session
 
 
-@pytest.mark.parametrize(
-    "database_kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgresql)]
-)
+@pytest.mark.parametrize("database_kind", ["sqlite", "postgresql"])
 def test_fifty_renew_now_clicks_and_the_sweep_make_one_renewal(own_simulator, tmp_path, database_kind):
     simulator = own_simulator
     simulator.cli("set-renewal-delay", "--seconds", "0")
