@@ -51,10 +51,9 @@ from django.utils.translation import gettext
 from . import vault
 from .choices import ChannelKind, DeliveryState
 from .models import AlertChannel, Certificate, ChannelMessage, organisation_limit
+from .networks import is_blocked
 from .signals import alert_channel_changed, channel_message_queued
 
-# NAT64 (RFC 6052): an IPv4 address in the last 32 bits, reached through a gateway that translates.
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 log = logging.getLogger(__name__)
 
 MAX_ANSWER_BYTES = 64 * 1024
@@ -116,24 +115,6 @@ def _is_address(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def is_blocked(address: str) -> bool:
-    """Whether alerts may not be posted to `address`: the networks the endpoint scanner may not reach
-    either (TRUSTVIEW_ENDPOINT_BLOCKED_NETWORKS: link-local and cloud metadata, this-network, multicast,
-    and loopback in production). An IPv4-mapped IPv6 address counts as IPv4. (endpoints.scanner has
-    the same rule; `certificates` may not import it.)"""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address):
-        # An IPv4 address carried in IPv6 (mapped, 6to4, NAT64 64:ff9b::/96) is judged as that IPv4.
-        if ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        elif ip.sixtofour is not None:
-            ip = ip.sixtofour
-        elif ip in _NAT64:
-            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    networks = [ipaddress.ip_network(n, strict=False) for n in settings.TRUSTVIEW_ENDPOINT_BLOCKED_NETWORKS]
-    return any(ip.version == network.version and ip in network for network in networks)
 
 
 def _blocked_sentence(address: str) -> str:

@@ -24,10 +24,10 @@ from cryptography.x509.oid import NameOID
 from django.conf import settings
 from django.utils.translation import gettext_noop
 
+from certificates.networks import is_blocked
+
 from .choices import ErrorCode, Protocol
 
-# NAT64 (RFC 6052): an IPv4 address in the last 32 bits, reached through a gateway that translates.
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 # Most bytes read from a server before TLS starts (a greeting, an EHLO answer, an LDAP response).
 MAX_PLAINTEXT_BYTES = 8 * 1024
 # Most certificates kept from what a server sends (a real chain has a handful).
@@ -91,24 +91,6 @@ class Target:
     @property
     def expected_name(self) -> str:
         return self.sni or self.host
-
-
-def blocked_networks() -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    return [ipaddress.ip_network(n, strict=False) for n in settings.TRUSTVIEW_ENDPOINT_BLOCKED_NETWORKS]
-
-
-def is_blocked(address: str) -> bool:
-    """Whether the scanner may not connect to `address` (an IPv4-mapped IPv6 address counts as IPv4)."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address):
-        # An IPv4 address carried in IPv6 (mapped, 6to4, NAT64 64:ff9b::/96) is judged as that IPv4.
-        if ip.ipv4_mapped is not None:
-            ip = ip.ipv4_mapped
-        elif ip.sixtofour is not None:
-            ip = ip.sixtofour
-        elif ip in _NAT64:
-            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    return any(ip.version == network.version and ip in network for network in blocked_networks())
 
 
 def resolve(host: str, port: int) -> str:

@@ -29,6 +29,7 @@ from django.utils.translation import gettext, gettext_noop
 from certificates.alerts import thresholds
 from certificates.choices import EventKind, LifecycleState, Source
 from certificates.models import Certificate, Organization, organisation_limit
+from certificates.networks import is_blocked
 from certificates.services import Actor, record_event, shorten, store_bundle
 from certificates.trust import TrustStore, fingerprint, issued_by
 from certificates.x509 import Bundle, CertificateFileError, chain_for, oces_cvr, to_pem
@@ -87,7 +88,7 @@ def clean_host(text: str) -> str:
     except ValueError:
         address = None
     if address is not None:
-        if scanner.is_blocked(str(address)):
+        if is_blocked(str(address)):
             raise EndpointInputError(
                 gettext("%(address)s is in a network the scanner may not reach.") % {"address": address}
             )
