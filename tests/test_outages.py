@@ -26,7 +26,7 @@ from .support.processes import (
     Simulator,
     Unavailable,
     _unavailable,
-    manage,
+    migrate,
     portal_env,
     restartable_postgres,
     restartable_redis,
@@ -117,7 +117,7 @@ def test_ca_down_then_redis_and_postgresql_restarted_mid_run_everything_resumes_
             "TRUSTVIEW_ALERT_AFTER_FAILURES": "2",  # the outage is told of at an order's second failure
         }
         env = portal_env(tmp_path, simulator, **settings)
-        manage(env, "migrate", "--noinput")
+        migrate(env)
         issue_due(simulator, env, COUNT)
         figures.append(f"set-up {time.monotonic() - started:.1f} s")
         originals = {row[0] for row in rows(database, "SELECT id FROM certificates_certificate")}

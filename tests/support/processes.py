@@ -127,6 +127,33 @@ def running(
             stop(process)
 
 
+@contextlib.contextmanager
+def running_together(
+    commands: dict[str, list[str]], env: dict[str, str], log_dir: Path, timeout: float = 15
+) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
+    """`running` for several processes, each logging to LOG_DIR/NAME.log; at the end all are asked to stop
+    (SIGTERM) at once and given `timeout` seconds in all, so their shutdowns overlap."""
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for name, command in commands.items():
+            with (log_dir / f"{name}.log").open("wb") as log:
+                processes[name] = subprocess.Popen(
+                    command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
+                )
+        yield processes
+    finally:
+        for process in processes.values():
+            if process.poll() is None:
+                process.terminate()
+        deadline = time.monotonic() + timeout
+        for process in processes.values():
+            try:
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
 def _unavailable(error: Unavailable) -> NoReturn:
     """A missing server program fails the run in CI (where `make test` installs it) and skips elsewhere."""
     if os.environ.get("CI"):
@@ -428,63 +455,136 @@ def postgres_cluster() -> Iterator[str]:
         yield url
 
 
+def _run_as_postgres() -> list[str]:
+    """The prefix that runs a PostgreSQL program: as root, as Debian's `postgres` user (PostgreSQL refuses
+    to run as root)."""
+    if os.geteuid() != 0:
+        return []
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        raise Unavailable(
+            "PostgreSQL refuses to run as root and there is no `postgres` user to run it as "
+            "(Debian's postgresql package creates one)."
+        ) from None
+    return ["runuser", "-u", "postgres", "--"]
+
+
+def _give_to_postgres(path: Path) -> None:
+    if os.geteuid() == 0:
+        owner = pwd.getpwnam("postgres")
+        os.chown(path, owner.pw_uid, owner.pw_gid)
+
+
+def _pg(run_as: list[str], log: Path, *command: str) -> None:
+    result = subprocess.run([*run_as, *command], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        server_log = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+        raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}{server_log}")
+
+
+# Durability is not a test's concern; fsync off makes the many test-database flushes cheap.
+_SERVER_OPTIONS = (
+    "-c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+)
+
+
+def _postgres_template() -> tuple[Path, str]:
+    """A stopped PostgreSQL data directory whose `trustview` database `manage.py migrate` has brought up
+    to date, and the password of its `trustview` user; made once per version of the portal's code and
+    PostgreSQL (shared by pytest-xdist's workers and concurrent runs, under a lock).
+
+    `initdb` and migrating a new cluster cost about ten seconds; every cluster the tests start is a copy
+    of this directory instead, so it starts in a second with its database ready.
+    """
+    bindir = postgres_bindir()
+    run_as = _run_as_postgres()
+    directory = _template_directory()
+    template = directory / f"postgres-{bindir.parent.name}-{_code_version()}"
+    with _template_lock(directory):
+        if not (template / "ready").exists():
+            _remove_stale_templates(directory, "postgres-*")
+            shutil.rmtree(template, ignore_errors=True)
+            template.mkdir()
+            _give_to_postgres(template)
+            password = secrets.token_urlsafe(18)
+            password_file = template / "password"
+            password_file.write_text(password + "\n")
+            password_file.chmod(0o600)
+            _give_to_postgres(password_file)
+            data, log = template / "data", template / "postgres.log"
+            _pg(
+                run_as,
+                log,
+                str(bindir / "initdb"),
+                *("--pgdata", str(data), "--username", "trustview", "--pwfile", str(password_file)),
+                *("--auth", "scram-sha-256", "--encoding", "UTF8", "--locale", "C", "--no-sync"),
+            )
+            port = free_port()
+            options = f"-p {port} -k {template} {_SERVER_OPTIONS}"
+            _pg(
+                run_as,
+                log,
+                str(bindir / "pg_ctl"),
+                "start",
+                "--pgdata",
+                str(data),
+                "--log",
+                str(log),
+                "-w",
+                "-o",
+                options,
+            )
+            try:
+                import psycopg
+
+                with psycopg.connect(
+                    host="127.0.0.1", port=port, user="trustview", password=password, dbname="postgres"
+                ) as connection:
+                    connection.autocommit = True
+                    connection.execute("CREATE DATABASE trustview")
+                env = {
+                    k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE", "REDIS_URL")
+                }
+                env.update(
+                    DATABASE_URL=f"postgres://trustview:{password}@127.0.0.1:{port}/trustview",
+                    TRUSTVIEW_VAR_DIR=str(directory),
+                )
+                manage(env, "migrate", "--noinput")
+            finally:
+                # A clean shutdown, so that each copy starts without recovery.
+                _pg(run_as, log, str(bindir / "pg_ctl"), "stop", "--pgdata", str(data), "-m", "fast", "-w")
+            (template / "ready").touch()
+    return template, (template / "password").read_text().strip()
+
+
 @contextlib.contextmanager
 def restartable_postgres() -> Iterator[tuple[str, Callable[[], None]]]:
     """`postgres_cluster`, and a function that restarts the server (fast shutdown, as a service manager
     restarts it: open connections are cut) on the same port."""
     bindir = postgres_bindir()
+    run_as = _run_as_postgres()
+    template, password = _postgres_template()
     root = Path(tempfile.mkdtemp(prefix="trustview-pg-"))
-    run_as: list[str] = []
-    if os.geteuid() == 0:
-        try:
-            owner = pwd.getpwnam("postgres")
-        except KeyError:
-            shutil.rmtree(root)
-            raise Unavailable(
-                "PostgreSQL refuses to run as root and there is no `postgres` user to run it as "
-                "(Debian's postgresql package creates one)."
-            ) from None
-        os.chown(root, owner.pw_uid, owner.pw_gid)
-        run_as = ["runuser", "-u", "postgres", "--"]
-    password = secrets.token_urlsafe(18)
-    password_file = root / "password"
-    password_file.write_text(password + "\n")
-    if run_as:
-        os.chown(password_file, owner.pw_uid, owner.pw_gid)
+    _give_to_postgres(root)
     data, log = root / "data", root / "postgres.log"
     port = free_port()
+    options = f"-p {port} -k {root} {_SERVER_OPTIONS}"
 
     def pg(*command: str) -> None:
-        result = subprocess.run([*run_as, *command], capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            server_log = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-            raise RuntimeError(f"{' '.join(command)} failed:\n{result.stdout}{result.stderr}{server_log}")
+        _pg(run_as, log, *command)
 
     try:
-        pg(
-            str(bindir / "initdb"),
-            *("--pgdata", str(data), "--username", "trustview", "--pwfile", str(password_file)),
-            *("--auth", "scram-sha-256", "--encoding", "UTF8", "--locale", "C", "--no-sync"),
-        )
-        # Durability is not a test's concern; fsync off makes the many test-database flushes cheap.
-        options = (
-            f"-p {port} -c listen_addresses=127.0.0.1 -k {root} "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        )
+        # A copy keeps the owner and the 0700 mode PostgreSQL demands of its data directory.
+        subprocess.run(["cp", "-a", str(template / "data"), str(data)], check=True)
         pg(str(bindir / "pg_ctl"), "start", "--pgdata", str(data), "--log", str(log), "-w", "-o", options)
         try:
-            import psycopg
-
-            with psycopg.connect(
-                host="127.0.0.1", port=port, user="trustview", password=password, dbname="postgres"
-            ) as connection:
-                connection.autocommit = True
-                connection.execute("CREATE DATABASE trustview")
+            url = f"postgres://trustview:{password}@127.0.0.1:{port}/trustview"
+            _MIGRATED.add(url)
 
             def restart() -> None:
-                pg_ctl = str(bindir / "pg_ctl")
                 pg(
-                    pg_ctl,
+                    str(bindir / "pg_ctl"),
                     "restart",
                     "--pgdata",
                     str(data),
@@ -497,8 +597,9 @@ def restartable_postgres() -> Iterator[tuple[str, Callable[[], None]]]:
                     options,
                 )
 
-            yield f"postgres://trustview:{password}@127.0.0.1:{port}/trustview", restart
+            yield url, restart
         finally:
+            _MIGRATED.discard(url)
             pg(str(bindir / "pg_ctl"), "stop", "--pgdata", str(data), "-m", "immediate")
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -506,10 +607,10 @@ def restartable_postgres() -> Iterator[tuple[str, Callable[[], None]]]:
 
 @contextlib.contextmanager
 def postgres_database() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for a portal's processes; yields its URL.
+    """A fresh PostgreSQL database for a portal's processes; yields its URL.
 
-    On the PostgreSQL run of `make test` it is a new database on that run's cluster; otherwise a
-    throw-away cluster is started for it.
+    On the PostgreSQL run of `make test` it is a new, empty database on that run's cluster; otherwise a
+    throw-away cluster is started for it, a copy of a migrated one (`migrate` knows it has nothing to do).
     """
     run_url = os.environ.get("DATABASE_URL", "")
     if not run_url.startswith(("postgres://", "postgresql://")):
@@ -624,29 +725,56 @@ def portal_env(var_dir: Path, simulator: Simulator, **extra: str) -> dict[str, s
     return env
 
 
+# Databases that are fresh copies of a migrated template (their URLs): `migrate` has nothing to do there.
+_MIGRATED: set[str] = set()
+
+
+def _code_version() -> str:
+    """A digest of the portal's code that migrations depend on: each app with migrations, and the project
+    (not the tests or the virtualenv)."""
+    code = hashlib.sha256()
+    packages = {path.parent.parent.name for path in REPO.glob("*/migrations/__init__.py")} | {"trustview"}
+    for path in sorted(REPO.glob("*/**/*.py")):
+        if path.parts[len(REPO.parts)] in packages:
+            code.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
+    return code.hexdigest()[:16]
+
+
+def _template_directory() -> Path:
+    directory = Path(tempfile.gettempdir()) / "trustview-test-databases"
+    directory.mkdir(exist_ok=True)
+    return directory
+
+
+@contextlib.contextmanager
+def _template_lock(directory: Path) -> Iterator[None]:
+    with (directory / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _remove_stale_templates(directory: Path, pattern: str) -> None:
+    """Templates of older code, unused for a day, go (one per change of the code would pile up)."""
+    for old in directory.glob(pattern):
+        if time.time() - old.stat().st_atime > 86400:
+            if old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink(missing_ok=True)
+
+
 def _migrated_template() -> Path:
     """An SQLite database that `manage.py migrate` has brought up to date, made once per version of the
     portal's code (shared by pytest-xdist's workers and by runs at the same time, under a lock).
 
     Migrating a new SQLite database costs a Python start and a few seconds of commits; the suite starts a
-    dozen portals, so each starts from a copy of this one instead and `migrate` finds nothing to do.
+    dozen portals, so each starts from a copy of this one instead.
     """
-    code = hashlib.sha256()
-    # The portal's own packages (each app with migrations, and the project), not the tests or the venv.
-    packages = {path.parent.parent.name for path in REPO.glob("*/migrations/__init__.py")} | {"trustview"}
-    for path in sorted(REPO.glob("*/**/*.py")):
-        if path.parts[len(REPO.parts)] in packages:
-            code.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
-    directory = Path(tempfile.gettempdir()) / "trustview-test-databases"
-    directory.mkdir(exist_ok=True)
-    template = directory / f"migrated-{code.hexdigest()[:16]}.sqlite3"
-    with (directory / "lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    directory = _template_directory()
+    template = directory / f"migrated-{_code_version()}.sqlite3"
+    with _template_lock(directory):
         if not template.exists():
-            # Templates of older code, unused for a day, go (one per change of the code would pile up).
-            for old in directory.glob("migrated-*.sqlite3"):
-                if time.time() - old.stat().st_atime > 86400:
-                    old.unlink(missing_ok=True)
+            _remove_stale_templates(directory, "migrated-*.sqlite3")
             partial = template.with_suffix(".partial")
             partial.unlink(missing_ok=True)
             env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
@@ -657,11 +785,16 @@ def _migrated_template() -> Path:
 
 
 def migrate(env: dict[str, str]) -> None:
-    """`manage.py migrate` for a portal's database, as `make run` does; an SQLite database starts as a
-    copy of the migrated template, so the command has nothing left to do."""
+    """`manage.py migrate` for a portal's database, as `make run` does, where it has something to do: a new
+    SQLite database starts as a copy of the migrated template, and a PostgreSQL cluster of
+    `postgres_database` or `restartable_postgres` as a copy of a migrated one (`_postgres_template`); both
+    templates were made by this command on this code, so running it again would only cost a Python start."""
     url = env["DATABASE_URL"]
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite://")).exists():
         shutil.copyfile(_migrated_template(), url.removeprefix("sqlite://"))
+        return
+    if url in _MIGRATED:
+        return
     manage(env, "migrate", "--noinput")
 
 
@@ -702,24 +835,22 @@ def running_portal(
         **settings,
     )
     migrate(env)
-    manage(env, "ensure_superuser")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     web = [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"]
-    with (
-        running("web", web, env, var_dir) as server,
-        running(
-            "worker",
-            celery("worker", *WORKER_OPTIONS, "--concurrency", str(workers)),
-            env,
-            var_dir,
-        ) as worker,
-        running("beat", celery("beat", "--loglevel", "INFO"), env, var_dir) as beat,
-    ):
-        wait_for_http(url + "/accounts/login/", server, var_dir / "web.log")
+    worker = celery("worker", *WORKER_OPTIONS, "--concurrency", str(workers))
+    beat = celery("beat", "--loglevel", "INFO")
+    superuser = [sys.executable, "manage.py", "ensure_superuser"]
+    # All at once, as the compose file starts them: each spends its first seconds loading Django.
+    with running_together(
+        {"web": web, "worker": worker, "beat": beat, "ensure-superuser": superuser}, env, var_dir
+    ) as processes:
+        if processes["ensure-superuser"].wait(timeout=START_TIMEOUT_SECONDS) != 0:
+            pytest.fail("ensure_superuser failed: " + (var_dir / "ensure-superuser.log").read_text()[-3000:])
+        wait_for_http(url + "/accounts/login/", processes["web"], var_dir / "web.log")
         # Up means all three: a test's first renewal must not wait for the worker to start.
-        wait_for_log(var_dir / "worker.log", " ready.", worker)
-        wait_for_log(var_dir / "beat.log", "beat: Starting...", beat)
+        wait_for_log(var_dir / "worker.log", " ready.", processes["worker"])
+        wait_for_log(var_dir / "beat.log", "beat: Starting...", processes["beat"])
         yield RunningPortal(url, env)
 
 
