@@ -213,6 +213,11 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_parser("list", parents=[state], help="show pending faults")
     faults.add_parser("clear", parents=[state], help="remove pending faults")
 
+    pool = commands.add_parser(
+        "make-key-pool", parents=[state], help="make leaf keys ahead of need, so issuing is quicker"
+    )
+    pool.add_argument("--count", type=_count, required=True, help="how many keys to add")
+
     commands.add_parser("status", parents=[state], help="counts and settings")
     return parser
 
@@ -229,8 +234,12 @@ def _open(state_dir: Path) -> Store:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Carries out one operator command and returns what it prints."""
     state_dir = resolve_state_dir(args.state_dir)
-    store = _open(state_dir)
     command = args.command
+    if command == "make-key-pool":  # keys only: no need to make the CA first
+        from mitid.simulator import pki
+
+        return {"pooled_keys": pki.make_key_pool(state_dir, args.count)}
+    store = _open(state_dir)
     if command == "create-profile":
         organisation_name = args.organisation_name or f"Organisation {args.cvr}"
         with store.write() as conn:

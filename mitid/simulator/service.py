@@ -111,7 +111,12 @@ class Service:
         """Issues, records and packs a certificate: the part of the answer sections 3 and 4 share."""
         authority = self.authorities[environment]
         certificate, key = pki.issue_certificate(
-            authority, holder, self._validity(conn), self.http_url, now=self.store.now(conn)
+            authority,
+            holder,
+            self._validity(conn),
+            self.http_url,
+            now=self.store.now(conn),
+            key=pki.take_pooled_key(self.store.state_dir),
         )
         serial = pki.serial_hex(certificate.serial_number)
         facts = {

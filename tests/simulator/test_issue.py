@@ -271,3 +271,35 @@ def test_log_has_one_line_per_call_and_no_pins_or_passwords(sim: Simulator) -> N
     assert "POST /test/v1/certificates 422 invalid_pin" in log
     assert profile["pin"] not in log and profile["pin"].replace("-", "") not in log
     assert answer["pkcs12_password"] not in log
+
+
+def test_issuing_takes_each_pooled_key_once_then_makes_new_ones(sim: Simulator) -> None:
+    from cryptography.hazmat.primitives import serialization
+
+    pool = sim.state_dir / "key-pool"
+
+    def pooled() -> set[bytes]:
+        return {
+            serialization.load_der_private_key(path.read_bytes(), password=None)
+            .public_key()
+            .public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+            for path in pool.glob("*.der")
+        }
+
+    def public(issued: object) -> bytes:
+        return issued.certificate.public_key().public_bytes(  # type: ignore[attr-defined]
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+
+    before = pooled()
+    assert before, "the tests' simulators start with a pool of leaf keys"
+    first = sim.issue(cvr="60606060", name="Fra puljen")
+    assert public(first) in before and pooled() == before - {public(first)}
+    # Each key once: with the pool empty, keys are made as they are needed, still RSA-3072 and new.
+    for path in pool.glob("*.der"):
+        path.unlink()
+    second = sim.issue(cvr="60606060", name="Ny nøgle")
+    assert public(second) not in before and second.key.key_size == 3072
+    assert sim.cli("make-key-pool", "--count", "1") == {"pooled_keys": 1}
+    third = sim.issue(cvr="60606060", name="Fra puljen igen")
+    assert pooled() == set() and public(third) != public(second)

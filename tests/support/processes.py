@@ -186,7 +186,8 @@ def operate(state_dir: Path, *args: str) -> dict[str, Any]:
 
 
 def simulator_keys(directory: Path) -> Path:
-    """A state directory holding only the simulator's CA and TLS keys, made once for the whole run.
+    """A state directory holding only the simulator's CA and TLS keys, made once for the whole run, and a
+    pool of leaf keys (`_leaf_key_pool`).
 
     RSA key generation is the slow part of a new state directory, so the keys are made once (by an
     operator command, as on first use) and copied into each simulator's own state (`fresh_state`).
@@ -201,15 +202,36 @@ def simulator_keys(directory: Path) -> Path:
             operate(seed, "status")
             for part in ("simulator.sqlite3", "simulator.sqlite3-wal", "simulator.sqlite3-shm"):
                 (seed / part).unlink(missing_ok=True)
+            shutil.copytree(_leaf_key_pool(), seed / "key-pool")
             (seed / "ready").touch()
     return seed
 
 
+# Leaf keys each simulator may use before it makes its own: the most any one simulator of the suite issues.
+LEAF_KEY_POOL_SIZE = 64
+
+
+def _leaf_key_pool() -> Path:
+    """RSA-3072 leaf keys made ahead of need by the simulator's `make-key-pool`, once per machine (they
+    depend on no code): each simulator's state gets a copy and takes each key once, so the suite's few
+    hundred certificates do not each spend a quarter of a second of CPU on key generation. Certificates
+    of different simulators may share a key; those of one simulator, which one portal sees, never do."""
+    directory = _template_directory()
+    pool = directory / f"simulator-key-pool-{LEAF_KEY_POOL_SIZE}"
+    with _template_lock(directory, "key-pool.lock"):
+        if not (pool / "ready").exists():
+            shutil.rmtree(pool, ignore_errors=True)
+            operate(pool, "make-key-pool", "--count", str(LEAF_KEY_POOL_SIZE))
+            (pool / "ready").touch()
+    return pool / "key-pool"
+
+
 def fresh_state(seed: Path, directory: Path) -> Path:
-    """A new state directory sharing the seed's keys but nothing else."""
+    """A new state directory sharing the seed's keys (and a copy of its pool of leaf keys) but nothing
+    else."""
     state = directory / "state"
     state.mkdir(parents=True)
-    for part in ("ca", "tls"):
+    for part in ("ca", "tls", "key-pool"):
         shutil.copytree(seed / part, state / part)
     return state
 
@@ -747,8 +769,8 @@ def _template_directory() -> Path:
 
 
 @contextlib.contextmanager
-def _template_lock(directory: Path) -> Iterator[None]:
-    with (directory / "lock").open("w") as lock:
+def _template_lock(directory: Path, name: str = "lock") -> Iterator[None]:
+    with (directory / name).open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
 
