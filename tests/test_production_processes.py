@@ -1,8 +1,10 @@
 """The production stack's processes without Docker: separate Celery worker and beat processes renew a
 certificate on PostgreSQL and Redis, and gunicorn serves the portal in production mode.
 
-Time is compressed as in test_scheduler_processes.py: certificates live 30 seconds, the sweep runs every
-2 seconds, and the certificate is issued on the simulator's clock 20 seconds ago, so its renewal is due.
+Time is compressed: certificates live 2 minutes, the sweep runs every 2 seconds, and the certificate is
+issued on the simulator's clock 80 seconds ago, so its renewal is due at once. (The same promise on
+`make run`'s processes, SQLite and the embedded broker, is a browser journey in
+tests/e2e/test_renewal_journey.py.)
 """
 
 from __future__ import annotations
@@ -34,12 +36,39 @@ from .support.processes import (
     running_portal,
     wait_for_http,
 )
-from .test_scheduler_processes import AGE_SECONDS, LIFETIME_MINUTES, issue_through_the_page
 
 # Starts processes (or a browser) and takes seconds: pytest-xdist hands these out first.
 pytestmark = pytest.mark.slow
 
 ADMIN = ("ops", "ops-password-42")
+
+# A short-lived certificate (renewal due at a third of its life left), issued with the simulator's clock
+# set back so that it is due at once: nothing waits for it to age. Two minutes leave 40 seconds between
+# "due" and "lapsed", enough for a loaded machine to renew; a longer life costs no test time.
+LIFETIME_MINUTES = 2
+AGE_SECONDS = LIFETIME_MINUTES * 60 * 2 / 3  # the certificate's age when its renewal is due
+
+
+def issue_through_the_page(url: str, profile: dict[str, str]) -> int:  # type: ignore[type-arg]
+    """Log in and issue through /mitid/issue/ as a browser would (with CSRF); returns the certificate id."""
+    session = requests.Session()
+    login = session.get(url + "/accounts/login/", timeout=10)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', login.text).group(1)  # type: ignore[union-attr]
+    session.post(
+        url + "/accounts/login/",
+        data={"username": "ops", "password": "ops-password-42", "csrfmiddlewaretoken": token},
+        timeout=10,
+    )
+    form = session.get(url + "/mitid/issue/", timeout=10)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
+    issued = session.post(
+        url + "/mitid/issue/",
+        data={**profile, "environment": "test", "csrfmiddlewaretoken": token},
+        timeout=60,
+    )
+    match = re.search(r"/certificates/(\d+)/$", issued.url)
+    assert match, issued.text[:2000]
+    return int(match.group(1))
 
 
 def renewed_from(database_url: str) -> dict[int, int]:

@@ -4,7 +4,7 @@ real simulator while it fails, while workers are killed, and while 50 people cli
 Each test starts its own simulator (faults apply to every call a simulator gets) and its own portal
 processes, so it uses no test database: like the other process tests it runs once, in the SQLite run of
 `make test`; the PostgreSQL case starts its own PostgreSQL. Time is compressed as in
-test_scheduler_processes.py: certificates live 5 minutes and are issued on the simulator's clock 200
+test_production_processes.py: certificates live 5 minutes and are issued on the simulator's clock 200
 seconds ago, so their renewal is due at once and 100 seconds are left. Each test prints one line of figures.
 """
 
