@@ -577,6 +577,7 @@ def _postgres_template() -> tuple[Path, str]:
                 # A clean shutdown, so that each copy starts without recovery.
                 _pg(run_as, log, str(bindir / "pg_ctl"), "stop", "--pgdata", str(data), "-m", "fast", "-w")
             (template / "ready").touch()
+        os.utime(template)
     return template, (template / "password").read_text().strip()
 
 
@@ -776,9 +777,10 @@ def _template_lock(directory: Path, name: str = "lock") -> Iterator[None]:
 
 
 def _remove_stale_templates(directory: Path, pattern: str) -> None:
-    """Templates of older code, unused for a day, go (one per change of the code would pile up)."""
+    """Templates of older code, unused for a day, go (one per change of the code would pile up). Each use
+    of a template touches it (sets its modification time)."""
     for old in directory.glob(pattern):
-        if time.time() - old.stat().st_atime > 86400:
+        if time.time() - old.stat().st_mtime > 86400:
             if old.is_dir():
                 shutil.rmtree(old, ignore_errors=True)
             else:
@@ -803,6 +805,7 @@ def _migrated_template() -> Path:
             env.update(DATABASE_URL=f"sqlite:///{partial}", TRUSTVIEW_VAR_DIR=str(directory))
             manage(env, "migrate", "--noinput")
             partial.rename(template)
+        os.utime(template)
     return template
 
 
