@@ -118,6 +118,8 @@ def test_a_stopped_scheduler_is_e_mailed_once_per_outage_and_its_return_once(
 def test_readyz_reports_the_broker_down_and_never_its_address_or_password(client, monkeypatch):
     closed_port = free_port()  # nothing listens there
     monkeypatch.setattr(app.conf, "broker_url", f"redis://:broker-password-77@127.0.0.1:{closed_port}/0")
+    # As settings.py configures a Redis broker: the embedded broker's transport class is not named.
+    monkeypatch.setitem(app.conf, "broker_transport", None)
     response = client.get("/readyz")
     assert response.status_code == 503
     checks = response.json()["checks"]
