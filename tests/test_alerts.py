@@ -174,7 +174,9 @@ def test_monthly_status_lists_what_expires_and_what_failed(recipients):
     assert later.get_absolute_url() in message.alternatives[0][0]
 
 
-def test_ocsp_check_blocks_what_the_ca_reports_revoked(renewable, simulator):
+def test_revocation_check_blocks_what_the_ca_reports_revoked(renewable, simulator, settings):
+    """The simulator's certificates name its CRL (read once per run) and its OCSP responder."""
+    settings.TRUSTVIEW_REVOCATION_RECHECK_SECONDS = 0  # every run checks every certificate again
     good, revoked = renewable("15151515"), renewable("15151515")
     assert check_all() == 0
     simulator.cli("block", "--serial", revoked.serial_number, "--reason", "keyCompromise")
@@ -183,7 +185,7 @@ def test_ocsp_check_blocks_what_the_ca_reports_revoked(renewable, simulator):
     good.refresh_from_db()
     assert revoked.state == LifecycleState.BLOCKED and good.state == LifecycleState.ACTIVE
     event = Event.objects.get(certificate=revoked, kind=EventKind.BLOCKED)
-    assert "reports it revoked (key_compromise)" in event.text
+    assert "revocation list (CRL) reports it revoked (key_compromise)" in event.text
     assert check_all() == 0  # already blocked: nothing new
 
 
