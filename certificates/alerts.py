@@ -208,7 +208,7 @@ def send_expiry_alerts(now: dt.datetime | None = None) -> int:
     due = list(
         Certificate.objects.current(now)
         .filter(needs_alert, not_after__lte=now + dt.timedelta(days=levels[0]))
-        .select_related("organization")
+        .with_situation(now)  # the e-mails say each one's situation: no query per certificate
         .defer("pem", "chain_pem")
         .order_by("not_after", "pk")
     )
@@ -308,7 +308,7 @@ def send_lapse_alerts(now: dt.datetime | None = None) -> int:
         Certificate.objects.lapsed(now, since=now - dt.timedelta(days=RECENT_LAPSE_DAYS))
         .filter(created_at__lt=F("not_after"))
         .filter(~_unalerted(AlertKind.LAPSED))
-        .select_related("organization")
+        .with_situation(now)  # the e-mails say each one's situation: no query per certificate
         .order_by("not_after", "pk")
     )
     if not lapsed:
@@ -352,7 +352,7 @@ def send_late_renewal_alerts(now: dt.datetime | None = None) -> int:
     late = list(
         Certificate.objects.renewal_overdue(now)
         .filter(~_unalerted(AlertKind.RENEWAL_LATE))
-        .select_related("organization")
+        .with_situation(now)  # the e-mails say each one's situation: no query per certificate
         .order_by("not_after", "pk")
     )
     if not late:
@@ -649,7 +649,7 @@ def send_monthly_status(now: dt.datetime | None = None, months: int = 3) -> bool
         .order_by("-count", "organization__cvr")[:MONTHLY_ORGANISATION_LIMIT]
     )
     expiring = list(
-        upcoming.select_related("organization")
+        upcoming.with_situation(now)
         .defer("pem", "chain_pem")
         .order_by("not_after", "pk")[:MONTHLY_LIST_LIMIT]
     )
