@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, SignatureAlgorithmOID
 from django.conf import settings
+from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
@@ -117,12 +118,20 @@ def check_all(now: dt.datetime | None = None) -> int:
 def due_ids(now: dt.datetime, limit: int) -> list[int]:
     """The ids of at most `limit` certificates due for a check: never checked first, then the oldest.
     Two queries, each an index scan of cert_revocation_check_idx (no PEM is read here)."""
-    due = Certificate.objects.revocation_check_due(now)
-    ids = list(due.filter(revocation_checked_at__isnull=True).values_list("pk", flat=True)[:limit])
+    never, oldest = due_queries(now)
+    ids = list(never[:limit])
     if len(ids) < limit:
-        oldest = due.filter(revocation_checked_at__isnull=False).order_by("revocation_checked_at", "pk")
-        ids += oldest.values_list("pk", flat=True)[: limit - len(ids)]
+        ids += oldest[: limit - len(ids)]
     return ids
+
+
+def due_queries(now: dt.datetime) -> tuple[QuerySet[Certificate, int], QuerySet[Certificate, int]]:
+    """The ids of the due certificates never checked (in no order), and of those checked before, oldest
+    first; separate so that each is a range of the partial index (NULLs and then timestamps)."""
+    due = Certificate.objects.revocation_check_due(now)
+    never = due.filter(revocation_checked_at__isnull=True).values_list("pk", flat=True)
+    oldest = due.filter(revocation_checked_at__isnull=False).order_by("revocation_checked_at", "pk")
+    return never, oldest.values_list("pk", flat=True)
 
 
 def _rows(ids: list[int]) -> Iterator[Certificate]:
