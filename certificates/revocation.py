@@ -195,7 +195,7 @@ def _check(row: Certificate, now: dt.datetime, crls: CrlCache, connections: Conn
             except FAILURES as error:
                 crl_failure = f"CRL {crl_url[:200]}: {error.__class__.__name__}: {error}"
             else:
-                entry = revoked.get(certificate.serial_number)
+                entry = revoked.entry(certificate.serial_number)
                 if entry is None:
                     return Verdict(row, source="CRL")
                 return Verdict(row, revoked=True, source="CRL", reason=entry[1], when=entry[0])
@@ -278,10 +278,10 @@ class CrlCache:
         self.connections, self.now = connections, now
         self._lock = threading.Lock()
         self._locks: dict[tuple[str, bytes], threading.Lock] = {}
-        self._results: dict[tuple[str, bytes], dict[int, tuple[dt.datetime, str]] | Exception] = {}
+        self._results: dict[tuple[str, bytes], RevocationList | Exception] = {}
 
-    def revoked(self, url: str, issuer: x509.Certificate) -> dict[int, tuple[dt.datetime, str]]:
-        """Revoked serial number -> (when, reason) in the issuer's CRL at `url`; raises what went wrong."""
+    def revoked(self, url: str, issuer: x509.Certificate) -> RevocationList:
+        """The issuer's CRL at `url`, checked; raises what went wrong."""
         key = (url, issuer.fingerprint(hashes.SHA256()))
         with self._lock:
             lock = self._locks.setdefault(key, threading.Lock())
@@ -312,8 +312,30 @@ class CrlCache:
         )
 
 
-def read_crl(data: bytes, issuer: x509.Certificate, now: dt.datetime) -> dict[int, tuple[dt.datetime, str]]:
-    """The revoked serial numbers of a complete CRL (RFC 5280 5) that `issuer` signed and that is fresh.
+class RevocationList:
+    """A checked CRL: its revoked serial numbers as a set (small however long the CRL: the details of
+    an entry are read from the CRL only for a certificate found in it)."""
+
+    def __init__(self, crl: x509.CertificateRevocationList) -> None:
+        self.crl = crl
+        self.serials = frozenset(entry.serial_number for entry in crl)
+
+    def entry(self, serial: int) -> tuple[dt.datetime, str] | None:
+        """(revocation time, reason) of a revoked serial number; None when it is not revoked."""
+        if serial not in self.serials:
+            return None
+        found = self.crl.get_revoked_certificate_by_serial_number(serial)
+        if found is None:
+            return None
+        try:
+            reason = found.extensions.get_extension_for_class(x509.CRLReason).value.reason.name
+        except x509.ExtensionNotFound:
+            reason = "unspecified"
+        return found.revocation_date_utc, reason
+
+
+def read_crl(data: bytes, issuer: x509.Certificate, now: dt.datetime) -> RevocationList:
+    """A complete CRL (RFC 5280 5) that `issuer` signed and that is fresh, with its revoked serial numbers.
     Raises OcspRefused for one that is not to be believed, or that does not cover every certificate and
     reason (a delta CRL, or a partial one by its issuing distribution point)."""
     try:
@@ -346,14 +368,7 @@ def read_crl(data: bytes, issuer: x509.Certificate, now: dt.datetime) -> dict[in
                 or point.indirect_crl
             ):
                 raise OcspRefused("the CRL covers only some certificates or reasons")
-    revoked: dict[int, tuple[dt.datetime, str]] = {}
-    for entry in crl:
-        try:
-            reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason.name
-        except x509.ExtensionNotFound:
-            reason = "unspecified"
-        revoked[entry.serial_number] = (entry.revocation_date_utc, reason)
-    return revoked
+    return RevocationList(crl)
 
 
 # --- the answer ----------------------------------------------------------------------------------------
