@@ -204,6 +204,11 @@ def _check(row: Certificate, now: dt.datetime, crls: CrlCache, connections: Conn
         single = _ask_ocsp(row.ocsp_urls[0], certificate, issuer, now, connections)
     except FAILURES as error:
         return Verdict(row, failure=f"{error.__class__.__name__}: {error}")
+    except (
+        Exception
+    ) as error:  # a stored certificate or an answer may fail in any way: one is lost, not the run
+        log.exception("Revocation check of certificate %s failed unexpectedly", row.pk)
+        return Verdict(row, failure=f"{error.__class__.__name__}")
     if single.certificate_status != ocsp.OCSPCertStatus.REVOKED:
         return Verdict(row, source="OCSP")
     reason = single.revocation_reason.name if single.revocation_reason else "unspecified"
@@ -520,11 +525,16 @@ class Connections:
             preload_content=False,
             decode_content=False,
         )
+        complete = False
         try:
             if response.status != 200:
                 raise OcspRefused(f"the {what} server answered HTTP {response.status}")
-            return _read_capped(response, what, limit, time.monotonic() + timeout)
+            body = _read_capped(response, what, limit, time.monotonic() + timeout)
+            complete = True
+            return body
         finally:
+            if not complete:
+                response.close()  # unread bytes are left: the connection is not used again
             response.release_conn()
 
     def _address(self, host: str, port: int, what: str) -> str:
