@@ -265,6 +265,9 @@ def run(total: int, rounds: int, started: float) -> dict[str, Any]:
         f"{statistics.median(rates):.0f} certificates/s",
         flush=True,
     )
+    from bench.jobs import measure as measure_jobs  # revocation, /metrics, CSV, the jobs' memory
+
+    jobs = measure_jobs(total)
     print_table(total, figures)
     return {
         "certificates": total,
@@ -275,6 +278,7 @@ def run(total: int, rounds: int, started: float) -> dict[str, Any]:
         "due": due_count,
         "due_plan": due_plan,
         "figures": figures,
+        "jobs": jobs,
         "elapsed_seconds": time.monotonic() - started,
     }
 

@@ -164,6 +164,15 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         """Not blocked and unexpired, superseded ones included: still usable, so a revocation matters."""
         return self.filter(_live(now or timezone.now()))
 
+    def revocation_check_due(self, now: dt.datetime | None = None) -> CertificateQuerySet:
+        """Live certificates that verified to a trusted root (only their CRL and OCSP addresses are asked)
+        and were not checked within TRUSTVIEW_REVOCATION_RECHECK_SECONDS, or never."""
+        now = now or timezone.now()
+        since = now - dt.timedelta(seconds=settings.TRUSTVIEW_REVOCATION_RECHECK_SECONDS)
+        return self.filter(_live(now), chain_verified=True).filter(
+            Q(revocation_checked_at__isnull=True) | Q(revocation_checked_at__lt=since)
+        )
+
     def lapsed(self, now: dt.datetime | None = None, since: dt.datetime | None = None) -> CertificateQuerySet:
         """Expired without a renewal superseding them (optionally: expired after `since`)."""
         condition = _lapsed(now or timezone.now())
@@ -544,6 +553,11 @@ class Certificate(models.Model):
     )
     verification_error = models.CharField(max_length=255, blank=True, editable=False)
     verified_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # When the revocation check last asked about this certificate (a CRL or OCSP answer, or a failure to
+    # get one); None: never. Each run takes the oldest (certificates.revocation), spreading it over the day.
+    revocation_checked_at = models.DateTimeField(
+        "revocation last checked", null=True, blank=True, editable=False
+    )
 
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.IMPORT)
     state = models.CharField(
@@ -579,6 +593,13 @@ class Certificate(models.Model):
             # The import looks up issuers among the inventory's CA certificates by subject (trust.py);
             # without this, every imported certificate reads the whole table.
             models.Index(fields=["is_ca"], condition=Q(is_ca=True), name="cert_ca_idx"),
+            # The revocation check takes the certificates checked longest ago (or never) among those it
+            # may ask about: an index range scan from the oldest, whatever the inventory size.
+            models.Index(
+                fields=["revocation_checked_at", "id"],
+                condition=Q(chain_verified=True) & ~Q(state="blocked"),
+                name="cert_revocation_check_idx",
+            ),
         ]
         # The actions beyond looking (view_certificate) and importing (add_certificate); the roles
         # (accounts.roles) are built from these.

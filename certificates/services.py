@@ -6,6 +6,7 @@ Called alike from views, management commands, tasks and tests.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import secrets
 from dataclasses import dataclass, field
@@ -422,8 +423,14 @@ def _fit(model: type[models.Model], name: str, value: Any) -> Any:
     Only display text is ever cut: describe() refuses identifiers that do not fit, and the whole names
     stay in subject_dn and issuer_dn (TextFields).
     """
-    limit = getattr(model._meta.get_field(name), "max_length", None)
+    limit = _max_length(model, name)
     return shorten(value, limit) if isinstance(value, str) and limit else value
+
+
+@functools.cache
+def _max_length(model: type[models.Model], name: str) -> int | None:
+    """A column's max_length (asked for every text column of every imported certificate)."""
+    return getattr(model._meta.get_field(name), "max_length", None)
 
 
 def _complete_existing(

@@ -96,6 +96,7 @@ def label(certificate: x509.Certificate) -> str:
     return (f"{name} ({ou[0].value!s})" if ou else name)[:255]
 
 
+@functools.lru_cache(maxsize=4096)  # an import asks it of each certificate several times (pool, anchors)
 def fingerprint(certificate: x509.Certificate) -> str:
     return certificate.fingerprint(hashes.SHA256()).hex().upper()
 

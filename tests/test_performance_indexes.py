@@ -143,3 +143,24 @@ def test_the_portals_connections_do_not_compile_queries_just_in_time():
     with connection.cursor() as cursor:
         cursor.execute("SHOW jit")
         assert cursor.fetchone()[0] == "off"
+
+
+def test_the_revocation_check_takes_its_slice_from_the_partial_index():
+    from certificates.revocation import due_queries
+
+    make_large_inventory(2000)
+    now = timezone.now()
+    # Most were checked within the day; a few long ago, and a few never.
+    Certificate.objects.update(chain_verified=True, revocation_checked_at=now - dt.timedelta(hours=3))
+    Certificate.objects.filter(pk__in=Certificate.objects.order_by("pk").values("pk")[:40]).update(
+        revocation_checked_at=now - dt.timedelta(days=2)
+    )
+    Certificate.objects.filter(pk__in=Certificate.objects.order_by("-pk").values("pk")[:10]).update(
+        revocation_checked_at=None
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE certificates_certificate")
+    never, oldest = due_queries(now)
+    for query in (never[:1000], oldest[:1000]):
+        plan = query.explain()
+        assert "cert_revocation_check_idx" in plan, plan
