@@ -1,5 +1,6 @@
 """The numbers on the dashboard, each from an aggregate query: a constant number of queries whatever
-the inventory size."""
+the inventory size, and for the cards and the chart a cost that follows the days, not the certificates
+(they sum ExpiryTally's rows per day)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractUser, AnonymousUser
-from django.db.models import Count
-from django.db.models.functions import TruncMonth
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from .models import CertificateQuerySet, Event, organisation_limit
+from .choices import LifecycleState
+from .models import CertificateQuerySet, Event, ExpiryWindow, Organization, organisation_limit
 from .situation import Situation
 
 
@@ -28,32 +29,37 @@ class MonthBar:
     centre: int = 0
 
 
-def counts(now: dt.datetime, certificates: CertificateQuerySet) -> dict[str, int]:
-    """Certificates by state, renewals in progress and failing, and what needs attention (one query,
-    from the same definitions the list filters use, so a card and the list it links to agree)."""
-    return certificates.state_counts(now)
+def counts(
+    now: dt.datetime,
+    certificates: CertificateQuerySet,
+    organisations: QuerySet[Organization] | None = None,
+) -> dict[str, int]:
+    """Certificates by state, renewals in progress and failing, and what needs attention: the same
+    numbers as `state_counts`, which the list filters use, so a card and the list it links to agree.
+    `certificates` is what the viewer may see (`for_user`), `organisations` their organisation limit."""
+    return certificates.tallied_state_counts(now, organisations)
 
 
 def expiry_chart(
     now: dt.datetime,
     certificates: CertificateQuerySet,
+    organisations: QuerySet[Organization] | None = None,
     months: int = 12,
     width: int = 720,
     height: int = 160,
 ) -> dict[str, Any]:
-    """Active certificates expiring per month for the next `months` months (one query), laid out as bars."""
+    """Current certificates expiring per month (local time) for the next `months` months, laid out as
+    bars (two queries: see CertificateQuerySet.count_by_expiry; arguments as for `counts`)."""
     start = timezone.localtime(now).date().replace(day=1)
-    month_starts = [_add_months(start, i) for i in range(months)]
-    end = timezone.make_aware(dt.datetime.combine(_add_months(start, months), dt.time.min))
-    rows = (
-        certificates.current(now)
-        .filter(not_after__lt=end)
-        .annotate(month=TruncMonth("not_after"))
-        .values("month")
-        .annotate(count=Count("pk"))
-    )
-    per_month = {_as_date(row["month"]): row["count"] for row in rows}
-    bars = [MonthBar(month, per_month.get(month, 0)) for month in month_starts]
+    month_starts = [_add_months(start, i) for i in range(months + 1)]
+    bounds = [timezone.make_aware(dt.datetime.combine(day, dt.time.min)) for day in month_starts]
+    bounds[0] = now + dt.timedelta(microseconds=1)  # current: not_after > now
+    windows = {
+        str(index): ExpiryWindow(LifecycleState.ACTIVE, bounds[index], bounds[index + 1])
+        for index in range(months)
+    }
+    per_month = certificates.count_by_expiry(windows, organisations)
+    bars = [MonthBar(month_starts[index], per_month[str(index)]) for index in range(months)]
     top = max([bar.count for bar in bars] + [1])
     slot, baseline = width // months, height - 20  # room below the baseline for month names
     for index, bar in enumerate(bars):
@@ -84,9 +90,3 @@ def recent_events(user: AbstractUser | AnonymousUser, limit: int = 10) -> list[E
 def _add_months(day: dt.date, months: int) -> dt.date:
     total = day.month - 1 + months
     return dt.date(day.year + total // 12, total % 12 + 1, 1)
-
-
-def _as_date(value: dt.datetime | dt.date) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return timezone.localtime(value).date() if timezone.is_aware(value) else value.date()
-    return value

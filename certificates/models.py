@@ -12,8 +12,9 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser, AnonymousUser
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.validators import RegexValidator
-from django.db import models
+from django.db import connection, models, transaction
 from django.db.models import Case, Count, Exists, ExpressionWrapper, OuterRef, Q, Value, When
+from django.db.models.expressions import RawSQL
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -313,6 +314,94 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         counts["needs_attention"] = self.filter(_needs_attention(now)).count()
         return counts
 
+    def tallied_state_counts(
+        self, now: dt.datetime | None = None, organisations: models.QuerySet[Organization] | None = None
+    ) -> dict[str, int]:
+        """`state_counts`, with the five counts on a certificate's own columns (valid, expiring, critical,
+        lapsed, blocked) summed from ExpiryTally instead of counted row by row, so their cost follows the
+        days, not the certificates. `self` must be `for_user(user)` and `organisations` that user's
+        `organisation_limit` (None: every certificate)."""
+        now = now or timezone.now()
+        counts = self.count_by_expiry(_state_windows(now), organisations)
+        counts["renewal_failing"] = self.filter(_renewal_failing(now)).count()
+        counts["renewing"] = self.filter(_renewing()).count()
+        counts["needs_attention"] = self.filter(_needs_attention(now)).count()
+        return counts
+
+    def count_by_expiry(
+        self, windows: dict[str, ExpiryWindow], organisations: models.QuerySet[Organization] | None = None
+    ) -> dict[str, int]:
+        """How many certificates fall in each window (a state and a range of not_after), in two queries
+        whatever the inventory size: the whole UTC days inside the windows are summed from ExpiryTally
+        (rows per day, for every certificate or per organisation); only the parts of days at a window's
+        edges, and the few certificates not yet valid, are counted from the certificates (index ranges
+        of at most a day). `self` and `organisations` must describe the same certificates (see
+        `tallied_state_counts`)."""
+        # The conditions are written as SQL here (parameters only): as Q objects, the two dozen windows
+        # of a dashboard took Django longer to compile than the database took to answer.
+        ops = connection.ops
+        table = ops.quote_name(Certificate._meta.db_table)
+        tally = ExpiryTally.objects.all()
+        if organisations is None:
+            tally = tally.filter(scope=ExpiryTally.EVERY_CERTIFICATE)
+        else:
+            tally = tally.filter(scope__in=organisations.values("pk"))
+        sums: dict[str, models.Sum] = {}
+        edge_sums: dict[str, models.Sum] = {}
+        signs: dict[str, tuple[str, int]] = {}  # each edge sum: the window it corrects, and how
+        wanted: list[str] = []
+        wanted_params: list[Any] = []
+
+        def count_if(condition: str, params: list[Any], what: str = "1") -> models.Sum:
+            case = RawSQL(f"CASE WHEN {condition} THEN {what} ELSE 0 END", params)  # noqa: S611
+            return models.Sum(case, output_field=models.IntegerField())
+
+        def after_range(start: dt.datetime | None, end: dt.datetime | None) -> tuple[str, list[Any]]:
+            sql, params = [], []
+            if start is not None:
+                sql.append(f"{table}.not_after >= %s")
+                params.append(ops.adapt_datetimefield_value(start))
+            if end is not None:
+                sql.append(f"{table}.not_after < %s")
+                params.append(ops.adapt_datetimefield_value(end))
+            return " AND ".join(sql) or "1 = 1", params
+
+        for name, window in windows.items():
+            days, edges = _whole_days(window.start, window.end)
+            if days is not None:
+                conditions, params = ["state = %s"], list[Any]([window.state])
+                for column, day in (("day >= %s", days[0]), ("day < %s", days[1])):
+                    if day is not None:
+                        conditions.append(column)
+                        params.append(ops.adapt_datefield_value(day))
+                sums[name] = count_if(" AND ".join(conditions), params, "certificates")
+            state: tuple[str, list[Any]] = (f"{table}.state = %s", [window.state])
+            for index, (start, end) in enumerate(edges):
+                sql, params = after_range(start, end)
+                condition, condition_params = f"{state[0]} AND {sql}", state[1] + params
+                edge_sums[f"{name}_edge{index}"] = count_if(condition, condition_params)
+                signs[f"{name}_edge{index}"] = (name, 1)
+                wanted.append(f"({condition})")
+                wanted_params += condition_params
+            if window.started_by is not None:
+                sql, params = after_range(window.start, window.end)
+                condition = f"{state[0]} AND {table}.not_before > %s AND {sql}"
+                condition_params = [*state[1], ops.adapt_datetimefield_value(window.started_by), *params]
+                edge_sums[f"{name}_not_started"] = count_if(condition, condition_params)
+                signs[f"{name}_not_started"] = (name, -1)
+                wanted.append(f"({condition})")
+                wanted_params += condition_params
+        summed = tally.aggregate(**sums) if sums else {}
+        corrections: dict[str, Any] = {}
+        if wanted:
+            where = RawSQL(" OR ".join(wanted), wanted_params, output_field=models.BooleanField())  # noqa: S611
+            corrections = self.filter(where).aggregate(**edge_sums)
+        counts = {name: summed.get(name) or 0 for name in windows}
+        for alias, value in corrections.items():
+            name, sign = signs[alias]
+            counts[name] += sign * (value or 0)
+        return counts
+
     def search(self, text: str) -> CertificateQuerySet:
         """The certificates that match what was typed, looked up by what it looks like (SearchTerms):
         a CVR in the CVR index, a UUID in the UUID index, a reference number through its certificate
@@ -493,6 +582,68 @@ def _status_condition(status: Status, now: dt.datetime) -> Q:
     }[status]
 
 
+@dataclass(frozen=True)
+class ExpiryWindow:
+    """Certificates in `state` whose not_after is in [start, end) (None: unbounded on that side); with
+    `started_by`, only those valid by then (not_before <= started_by)."""
+
+    state: str
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    started_by: dt.datetime | None = None
+
+    def range(self) -> Q:
+        condition = Q()
+        if self.start is not None:
+            condition &= Q(not_after__gte=self.start)
+        if self.end is not None:
+            condition &= Q(not_after__lt=self.end)
+        return condition
+
+
+_JUST_AFTER = dt.timedelta(microseconds=1)  # (a, b] as [a + 1 µs, b + 1 µs): stored times are to the µs
+
+
+def _state_windows(now: dt.datetime) -> dict[str, ExpiryWindow]:
+    """The dashboard's five states on a certificate's own columns as ExpiryWindows: the same conditions
+    as `_status_condition` (valid, expiring, blocked) and `_lapsed`, and "critical" as state_counts has it."""
+    soon = now + dt.timedelta(days=settings.TRUSTVIEW_EXPIRING_DAYS)
+    critical = min(soon, now + dt.timedelta(days=settings.TRUSTVIEW_CRITICAL_DAYS))
+    active = LifecycleState.ACTIVE
+    return {
+        "valid": ExpiryWindow(active, soon + _JUST_AFTER, None, started_by=now),
+        "expiring": ExpiryWindow(active, now + _JUST_AFTER, soon + _JUST_AFTER, started_by=now),
+        "critical": ExpiryWindow(active, now + _JUST_AFTER, critical + _JUST_AFTER, started_by=now),
+        "lapsed": ExpiryWindow(active, None, now + _JUST_AFTER),
+        "blocked": ExpiryWindow(LifecycleState.BLOCKED),
+    }
+
+
+def _whole_days(
+    start: dt.datetime | None, end: dt.datetime | None
+) -> tuple[tuple[dt.date | None, dt.date | None] | None, list[tuple[dt.datetime, dt.datetime]]]:
+    """The whole UTC days inside [start, end) as dates [first, stop) (None: unbounded; None for both: no
+    whole day), and the parts of days left at either edge as [a, b) ranges of time."""
+
+    def midnight(day: dt.date) -> dt.datetime:
+        return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+
+    first = stop = None
+    if start is not None:
+        first = start.astimezone(dt.UTC).date()
+        first += dt.timedelta(days=1) if midnight(first) < start else dt.timedelta(0)
+    if end is not None:
+        stop = end.astimezone(dt.UTC).date()
+    if start is not None and end is not None and first >= stop:  # type: ignore[operator]
+        return None, [(start, end)]
+    edges = []
+    if start is not None and midnight(first) > start:  # type: ignore[arg-type]
+        edges.append((start, midnight(first)))  # type: ignore[arg-type]
+    if end is not None and end > midnight(stop):  # type: ignore[arg-type]
+        edges.append((midnight(stop), end))  # type: ignore[arg-type]
+    return (first, stop), edges
+
+
 class Certificate(models.Model):
     """One X.509 certificate in the inventory, parsed once into the columns that queries need.
 
@@ -568,6 +719,8 @@ class Certificate(models.Model):
         ordering = ["not_after", "id"]
         indexes = [
             models.Index(fields=["state", "not_after"], name="cert_state_expiry_idx"),
+            # The few certificates not valid yet, which the dashboard's tallied counts subtract.
+            models.Index(fields=["not_before"], name="cert_not_before_idx"),
             # "What is due" (due_for_renewal) reads only renewable rows: superseded, blocked, monitor-only
             # and opted-out certificates are not in this index, so the sweep's cost follows what can be
             # renewed, not the inventory. not_after rides along so lapsed rows are skipped in the index.
@@ -709,6 +862,73 @@ class Certificate(models.Model):
 
 def _colon_pairs(hex_text: str) -> str:
     return ":".join(hex_text[i : i + 2] for i in range(0, len(hex_text), 2))
+
+
+class ExpiryTally(models.Model):
+    """How many certificates of a state expire on a UTC day, for every certificate (scope 0) and per
+    organisation (scope: its id), so the dashboard sums a few rows per day instead of counting
+    certificates (CertificateQuerySet.count_by_expiry).
+
+    Kept by the database, not by the application: triggers on the certificate table (migration 0014)
+    append a row of +n / -n for every insert, delete and change of state, not_after or organisation,
+    whichever way it is written (save, bulk_create, update, COPY, a cascade). Appending never waits for
+    another writer's lock, so concurrent imports and renewals neither queue nor deadlock on a counter.
+    The appended rows stay unsettled until `settle` folds them into one settled row per day (the sweep
+    does it every minute); a count sums both, so it is right before and after.
+    """
+
+    EVERY_CERTIFICATE = 0
+
+    scope = models.IntegerField(help_text="0: every certificate; otherwise the organisation's id.")
+    state = models.CharField(max_length=16, choices=LifecycleState.choices)
+    day = models.DateField(help_text="The UTC day of not_after.")
+    certificates = models.IntegerField()
+    settled = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["scope", "state", "day"], name="tally_scope_day_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["scope", "state", "day"], condition=Q(settled=True), name="one_settled_tally_per_day"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.state} {self.day}: {self.certificates}"
+
+    @classmethod
+    def settle(cls) -> None:
+        """Fold the unsettled rows into the settled ones (one per scope, state and day). Only rows this
+        call deleted are folded, so rows appended meanwhile wait for the next call."""
+        table = connection.ops.quote_name(cls._meta.db_table)
+        upsert = (
+            f"INSERT INTO {table} (scope, state, day, certificates, settled) {{rows}} "
+            "ON CONFLICT (scope, state, day) WHERE settled "
+            f"DO UPDATE SET certificates = {table}.certificates + excluded.certificates"
+        )
+        with transaction.atomic(), connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                # One statement: the rows never pass through Python (millions after a bulk load).
+                cursor.execute(
+                    f"WITH moved AS (DELETE FROM {table} WHERE NOT settled "  # noqa: S608
+                    "RETURNING scope, state, day, certificates) "
+                    + upsert.format(
+                        rows="SELECT scope, state, day, SUM(certificates), true FROM moved "
+                        "GROUP BY scope, state, day ORDER BY scope, state, day"
+                    )
+                )
+                return
+            cursor.execute(
+                f"DELETE FROM {table} WHERE NOT settled RETURNING scope, state, day, certificates"  # noqa: S608
+            )
+            folded: dict[tuple[int, str, str], int] = {}
+            for scope, state, day, count in cursor.fetchall():
+                folded[(scope, state, day)] = folded.get((scope, state, day), 0) + count
+            if folded:
+                cursor.executemany(
+                    upsert.format(rows="VALUES (%s, %s, %s, %s, true)"),
+                    [(*key, count) for key, count in sorted(folded.items())],
+                )
 
 
 class Event(models.Model):

@@ -324,13 +324,14 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     """What expires when, what is failing, and what happened lately."""
     now = timezone.now()
     certificates = Certificate.objects.for_user(request.user)
+    organisations = organisation_limit(request.user)
     return _live(
         request,
         "certificates/dashboard.html",
         "certificates/partials/dashboard_body.html",
         {
-            "counts": dashboard_data.counts(now, certificates),
-            "chart": dashboard_data.expiry_chart(now, certificates),
+            "counts": dashboard_data.counts(now, certificates, organisations),
+            "chart": dashboard_data.expiry_chart(now, certificates, organisations),
             "attention": dashboard_data.attention(now, certificates),
             "events": dashboard_data.recent_events(request.user),
             "expiring_days": settings.TRUSTVIEW_EXPIRING_DAYS,
