@@ -16,6 +16,9 @@ from .choices import LifecycleState
 from .models import CertificateQuerySet, Event, ExpiryWindow, Organization, organisation_limit
 from .situation import Situation
 
+# The dashboard counts what needs attention up to this many (see `attention`).
+ATTENTION_COUNT_LIMIT = 1000
+
 
 @dataclass
 class MonthBar:
@@ -34,9 +37,10 @@ def counts(
     certificates: CertificateQuerySet,
     organisations: QuerySet[Organization] | None = None,
 ) -> dict[str, int]:
-    """Certificates by state, renewals in progress and failing, and what needs attention: the same
-    numbers as `state_counts`, which the list filters use, so a card and the list it links to agree.
-    `certificates` is what the viewer may see (`for_user`), `organisations` their organisation limit."""
+    """Certificates by state, renewals in progress and failing: the same numbers as `state_counts`,
+    which the list filters use, so a card and the list it links to agree. `certificates` is what the
+    viewer may see (`for_user`), `organisations` their organisation limit. (What needs attention is
+    counted by `attention`.)"""
     return certificates.tallied_state_counts(now, organisations)
 
 
@@ -68,12 +72,26 @@ def expiry_chart(
     return {"bars": bars, "width": width, "height": height, "baseline": baseline, "bar_width": slot - 12}
 
 
-def attention(now: dt.datetime, certificates: CertificateQuerySet, limit: int = 10) -> list[Situation]:
+@dataclass
+class Attention:
+    """What needs attention: the most urgent, and how many there are (`more`: more than `count`)."""
+
+    situations: list[Situation]
+    count: int
+    more: bool
+
+
+def attention(now: dt.datetime, certificates: CertificateQuerySet, limit: int = 10) -> Attention:
     """What a person must act on (Certificate.objects.needs_attention), most urgent first (expired
     without a renewal, renewal failing, late, expiring without automatic renewal, blocked), each with its
-    situation: the sentence, and the action or what to do (one query)."""
-    rows = certificates.needs_attention(now).with_situation(now).for_listing().by_urgency(now)[:limit]
-    return [certificate.situation(now) for certificate in rows]
+    situation: the sentence, and the action or what to do; and how many, up to ATTENTION_COUNT_LIMIT
+    (each must be read to know; the list the count links to counts further)."""
+    rows, found = certificates.attention_overview(now, limit, ATTENTION_COUNT_LIMIT)
+    return Attention(
+        [certificate.situation(now) for certificate in rows],
+        min(found, ATTENTION_COUNT_LIMIT),
+        more=found > ATTENTION_COUNT_LIMIT,
+    )
 
 
 def recent_events(user: AbstractUser | AnonymousUser, limit: int = 10) -> list[Event]:

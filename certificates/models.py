@@ -13,8 +13,9 @@ from django.contrib.auth.models import AbstractUser, AnonymousUser
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.validators import RegexValidator
 from django.db import connection, models, transaction
-from django.db.models import Case, Count, Exists, ExpressionWrapper, OuterRef, Q, Value, When
+from django.db.models import Case, Count, Exists, ExpressionWrapper, OuterRef, Q, Subquery, Value, When
 from django.db.models.expressions import RawSQL
+from django.db.models.lookups import IsNull
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -239,7 +240,9 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         each row's situation without a query per row; with `for_listing`, the key stays deferred)."""
         return (
             self.with_renewal_state(now)
-            .annotate(has_successor=Exists(Certificate.objects.filter(renewed_from=OuterRef("pk"))))
+            .annotate(
+                has_successor=ExpressionWrapper(Q(_successor_is(False)), output_field=models.BooleanField())
+            )
             .select_related("organization")
         )
 
@@ -290,6 +293,24 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         replaced. (Situation.needs_attention says the same of one certificate.)"""
         return self.filter(_needs_attention(now or timezone.now()))
 
+    def attention_overview(
+        self, now: dt.datetime | None = None, limit: int = 10, count_up_to: int = 1000
+    ) -> tuple[list[Certificate], int]:
+        """The first `limit` of `needs_attention(now).by_urgency(now)`, read `with_situation` and
+        `for_listing`, and how many need attention, counted up to `count_up_to` + 1 (that many means
+        "more than `count_up_to`"). One query per kind of urgency reads at most `count_up_to` + 1 ids in
+        expiry order from that kind's index range, and one more reads the rows shown: ordering every
+        certificate that needs attention by its urgency read them all (tens of thousands at a million
+        certificates), and one query of the whole condition took PostgreSQL longer to plan than to run."""
+        now = now or timezone.now()
+        ranked: list[tuple[int, dt.datetime, int]] = []
+        for urgency, branch in enumerate(_attention_branches(now, _failing_renewal_ids(now))):
+            ids = self.filter(branch).order_by("not_after", "id").values_list("not_after", "pk")
+            ranked += [(urgency, after, pk) for after, pk in ids[: count_up_to + 1]]
+        shown = [pk for _, _, pk in sorted(ranked)[:limit]]
+        rows = {row.pk: row for row in self.filter(pk__in=shown).with_situation(now).for_listing()}
+        return [rows[pk] for pk in shown if pk in rows], min(len(ranked), count_up_to + 1)
+
     def state_counts(self, now: dt.datetime | None = None) -> dict[str, int]:
         """How many certificates are in each state the dashboard shows, from the same conditions as the
         methods above (so a card and its list never disagree), in four queries: one aggregate of the
@@ -317,15 +338,17 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
     def tallied_state_counts(
         self, now: dt.datetime | None = None, organisations: models.QuerySet[Organization] | None = None
     ) -> dict[str, int]:
-        """`state_counts`, with the five counts on a certificate's own columns (valid, expiring, critical,
+        """`state_counts` but "needs attention" (see `attention_overview`), with the five counts on a
+        certificate's own columns (valid, expiring, critical,
         lapsed, blocked) summed from ExpiryTally instead of counted row by row, so their cost follows the
         days, not the certificates. `self` must be `for_user(user)` and `organisations` that user's
         `organisation_limit` (None: every certificate)."""
         now = now or timezone.now()
         counts = self.count_by_expiry(_state_windows(now), organisations)
-        counts["renewal_failing"] = self.filter(_renewal_failing(now)).count()
+        # As ids first: the few failing orders, then an index lookup each (see _attention_candidates).
+        failing = _renewal_failing(now) & Q(pk__in=_failing_renewal_ids(now))
+        counts["renewal_failing"] = self.filter(failing).count()
         counts["renewing"] = self.filter(_renewing()).count()
-        counts["needs_attention"] = self.filter(_needs_attention(now)).count()
         return counts
 
     def count_by_expiry(
@@ -557,15 +580,66 @@ def _not_renewed_automatically(now: dt.datetime) -> Q:
 
 
 def _needs_attention(now: dt.datetime) -> Q:
-    replaced = Exists(Certificate.objects.filter(renewed_from=OuterRef("pk")))
-    blocked_unreplaced = Q(state=LifecycleState.BLOCKED, not_after__gt=now) & ~Q(replaced)
+    failing = _failing_renewal_ids(now)
+    condition = Q(pk__in=[])
+    for branch in _attention_branches(now, failing):
+        condition |= branch
+    return _attention_candidates(now, failing) & condition
+
+
+def _attention_branches(now: dt.datetime, failing: list[int] | models.QuerySet[Any]) -> list[Q]:
+    """What needs attention, in the order of urgency (`by_urgency`); a certificate meets one at most.
+    `failing`: _failing_renewal_ids(now)."""
+    return [
+        _lapsed(now) & Q(not_after__gt=now - dt.timedelta(days=RECENT_LAPSE_DAYS)),
+        _renewal_failing(now) & Q(pk__in=failing),
+        _renewal_late(now),
+        _not_renewed_automatically(now),
+        Q(state=LifecycleState.BLOCKED, not_after__gt=now) & Q(_successor_is(None)),
+    ]
+
+
+def _successor_is(missing: bool | None) -> IsNull:
+    """Whether a certificate has no renewal (`missing` true or None) or has one (false), asked per row
+    through the unique renewed_from index as a scalar subquery: as an EXISTS, PostgreSQL read every
+    renewal in the inventory into a hash for a page of ten rows (or inside an OR)."""
+    successor = Certificate.objects.filter(renewed_from=OuterRef("pk")).order_by().values("pk")[:1]
+    return IsNull(Subquery(successor), missing is not False)
+
+
+def _attention_candidates(now: dt.datetime, failing: list[int] | models.QuerySet[Any]) -> Q:
+    """A superset of what needs attention that the database finds through indexes alone: each branch of
+    `_needs_attention` implies one of these. The failing renewals' certificates are looked up first, from
+    the few open or recently failed orders, and given as ids; the rest are index ranges (the expiry window,
+    the active certificates due for renewal, the unexpired blocked ones). Without it, PostgreSQL asked
+    every current certificate about its orders."""
+    soon = now + dt.timedelta(days=settings.TRUSTVIEW_EXPIRING_DAYS)
+    recent = now - dt.timedelta(days=RECENT_LAPSE_DAYS)
     return (
-        (_lapsed(now) & Q(not_after__gt=now - dt.timedelta(days=RECENT_LAPSE_DAYS)))
-        | _renewal_failing(now)
-        | _renewal_late(now)
-        | _not_renewed_automatically(now)
-        | blocked_unreplaced
+        Q(state=LifecycleState.ACTIVE, not_after__gt=recent, not_after__lte=soon)
+        | Q(state=LifecycleState.ACTIVE, not_after__gt=now, renew_at__lte=now)
+        | Q(state=LifecycleState.BLOCKED, not_after__gt=now)
+        | Q(pk__in=failing)
     )
+
+
+def _failing_renewal_ids(now: dt.datetime) -> list[int] | models.QuerySet[Any]:
+    """The certificates with a failing renewal order (see `_renewal_failing`), read first from the orders."""
+    failing = Order.objects.filter(kind=OrderKind.RENEW).filter(
+        Q(state__in=OPEN_ORDER_STATES, attempts__gt=0)
+        | Q(state=OrderState.FAILED, completed_at__gt=now - dt.timedelta(days=RENEWAL_FAILING_DAYS))
+    )
+    return _few_ids(failing.order_by().values_list("certificate_id", flat=True).distinct())
+
+
+# Ids that a query hands to another as a list (each an index lookup there) when there are at most this
+# many; more, and the second query gets the first as a subquery instead.
+FEW_IDS = 1000
+
+
+def _few_ids(ids: models.QuerySet[Any]) -> list[int] | models.QuerySet[Any]:
+    found = list(ids[: FEW_IDS + 1])
+    return ids if len(found) > FEW_IDS else found
 
 
 def _status_condition(status: Status, now: dt.datetime) -> Q:
@@ -719,6 +793,11 @@ class Certificate(models.Model):
         ordering = ["not_after", "id"]
         indexes = [
             models.Index(fields=["state", "not_after"], name="cert_state_expiry_idx"),
+            # Active certificates by when they are due: "needs attention" finds the unexpired ones due
+            # for renewal here (lapsed ones are read in the index only, as not_after rides along).
+            models.Index(
+                fields=["renew_at", "not_after"], condition=Q(state="active"), name="cert_active_due_idx"
+            ),
             # The few certificates not valid yet, which the dashboard's tallied counts subtract.
             models.Index(fields=["not_before"], name="cert_not_before_idx"),
             # "What is due" (due_for_renewal) reads only renewable rows: superseded, blocked, monitor-only
