@@ -1,5 +1,6 @@
-"""The dashboard's queries keep to their indexes on PostgreSQL: each query the cards, the chart and
-"needs attention" run can be answered without reading the certificate table (or the tally) whole.
+"""The dashboard's and the word search's queries keep to their indexes on PostgreSQL: each query the
+cards, the chart and "needs attention" run can be answered without reading the certificate table (or
+the tally) whole, and words are looked up in the full-text index.
 
 PostgreSQL only (`make test` runs these in its PostgreSQL run); the figures are `make bench`'s."""
 
@@ -15,7 +16,7 @@ from django.utils import timezone
 from certificates.dashboard import attention, counts, expiry_chart
 from certificates.models import Certificate, ExpiryTally
 
-from .test_performance_indexes import make_large_inventory
+from .test_performance_indexes import _forced_index_plan, make_large_inventory
 
 pytestmark = [
     pytest.mark.django_db,
@@ -81,3 +82,10 @@ def test_needs_attention_as_the_list_filters_it_is_an_or_of_index_ranges():
     ]
     assert "Seq Scan on certificates_certificate " not in plan, plan
     assert "BitmapOr" in plan and "cert_active_due_idx" in plan, plan
+
+
+def test_words_are_looked_up_in_the_full_text_index_of_the_common_names():
+    make_large_inventory(3000)
+    # As in test_performance_indexes: whether the query *can* use the index, whatever the statistics.
+    plan = _forced_index_plan(Certificate.objects.search("Lønsystem 00123 Eksempel"))
+    assert "cert_cn_words_idx" in plan, plan
