@@ -48,28 +48,38 @@ def expiry_chart(
     now: dt.datetime,
     certificates: CertificateQuerySet,
     organisations: QuerySet[Organization] | None = None,
+) -> dict[str, Any]:
+    """Current certificates expiring per month (local time) for the next twelve months, laid out as bars
+    (two queries: see CertificateQuerySet.count_by_expiry; arguments as for `counts`)."""
+    return counts_and_chart(now, certificates, organisations)[1]
+
+
+def counts_and_chart(
+    now: dt.datetime,
+    certificates: CertificateQuerySet,
+    organisations: QuerySet[Organization] | None = None,
     months: int = 12,
     width: int = 720,
     height: int = 160,
-) -> dict[str, Any]:
-    """Current certificates expiring per month (local time) for the next `months` months, laid out as
-    bars (two queries: see CertificateQuerySet.count_by_expiry; arguments as for `counts`)."""
+) -> tuple[dict[str, int], dict[str, Any]]:
+    """`counts` and `expiry_chart` from the same two queries of the tally and the certificates."""
     start = timezone.localtime(now).date().replace(day=1)
     month_starts = [_add_months(start, i) for i in range(months + 1)]
     bounds = [timezone.make_aware(dt.datetime.combine(day, dt.time.min)) for day in month_starts]
     bounds[0] = now + dt.timedelta(microseconds=1)  # current: not_after > now
     windows = {
-        str(index): ExpiryWindow(LifecycleState.ACTIVE, bounds[index], bounds[index + 1])
+        f"month{index}": ExpiryWindow(LifecycleState.ACTIVE, bounds[index], bounds[index + 1])
         for index in range(months)
     }
-    per_month = certificates.count_by_expiry(windows, organisations)
-    bars = [MonthBar(month_starts[index], per_month[str(index)]) for index in range(months)]
+    found = certificates.tallied_state_counts(now, organisations, also=windows)
+    bars = [MonthBar(month_starts[index], found.pop(f"month{index}")) for index in range(months)]
     top = max([bar.count for bar in bars] + [1])
     slot, baseline = width // months, height - 20  # room below the baseline for month names
     for index, bar in enumerate(bars):
         bar.height = round(bar.count / top * (baseline - 18))  # and above the tallest bar for its number
         bar.x, bar.y, bar.centre = index * slot + 6, baseline - bar.height, index * slot + slot // 2
-    return {"bars": bars, "width": width, "height": height, "baseline": baseline, "bar_width": slot - 12}
+    chart = {"bars": bars, "width": width, "height": height, "baseline": baseline, "bar_width": slot - 12}
+    return found, chart
 
 
 @dataclass

@@ -336,15 +336,19 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         return counts
 
     def tallied_state_counts(
-        self, now: dt.datetime | None = None, organisations: models.QuerySet[Organization] | None = None
+        self,
+        now: dt.datetime | None = None,
+        organisations: models.QuerySet[Organization] | None = None,
+        also: dict[str, ExpiryWindow] | None = None,
     ) -> dict[str, int]:
         """`state_counts` but "needs attention" (see `attention_overview`), with the five counts on a
         certificate's own columns (valid, expiring, critical,
         lapsed, blocked) summed from ExpiryTally instead of counted row by row, so their cost follows the
         days, not the certificates. `self` must be `for_user(user)` and `organisations` that user's
-        `organisation_limit` (None: every certificate)."""
+        `organisation_limit` (None: every certificate). The windows `also` are counted in the same
+        queries (the dashboard's chart)."""
         now = now or timezone.now()
-        counts = self.count_by_expiry(_state_windows(now), organisations)
+        counts = self.count_by_expiry({**_state_windows(now), **(also or {})}, organisations)
         # As ids first: the few failing orders, then an index lookup each (see _attention_candidates).
         failing = _renewal_failing(now) & Q(pk__in=_failing_renewal_ids(now))
         counts["renewal_failing"] = self.filter(failing).count()

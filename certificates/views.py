@@ -326,14 +326,14 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     certificates = Certificate.objects.for_user(request.user)
     organisations = organisation_limit(request.user)
     attention = dashboard_data.attention(now, certificates)
-    counts = dashboard_data.counts(now, certificates, organisations)
+    counts, chart = dashboard_data.counts_and_chart(now, certificates, organisations)
     return _live(
         request,
         "certificates/dashboard.html",
         "certificates/partials/dashboard_body.html",
         {
             "counts": {**counts, "needs_attention": attention.count},
-            "chart": dashboard_data.expiry_chart(now, certificates, organisations),
+            "chart": chart,
             "attention": attention.situations,
             "attention_more": attention.more,
             "events": dashboard_data.recent_events(request.user),
