@@ -17,7 +17,7 @@ from .models import CertificateQuerySet, Event, ExpiryWindow, Organization, orga
 from .situation import Situation
 
 # The dashboard counts what needs attention up to this many (see `attention`).
-ATTENTION_COUNT_LIMIT = 1000
+ATTENTION_COUNT_LIMIT = 100
 
 
 @dataclass

@@ -294,7 +294,7 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         return self.filter(_needs_attention(now or timezone.now()))
 
     def attention_overview(
-        self, now: dt.datetime | None = None, limit: int = 10, count_up_to: int = 1000
+        self, now: dt.datetime | None = None, limit: int = 10, count_up_to: int = 100
     ) -> tuple[list[Certificate], int]:
         """The first `limit` of `needs_attention(now).by_urgency(now)`, read `with_situation` and
         `for_listing`, and how many need attention, counted up to `count_up_to` + 1 (that many means
