@@ -12,6 +12,7 @@ from .models import (
     ChannelMessage,
     Event,
     ExpiryAlert,
+    ExpiryTally,
     Incident,
     MetricCounter,
     NotificationSettings,
@@ -202,3 +203,20 @@ class ChannelMessageAdmin(admin.ModelAdmin):
 class MetricCounterAdmin(admin.ModelAdmin):
     list_display = ["name", "value"]
     readonly_fields = ["name", "value"]
+
+
+@admin.register(ExpiryTally)
+class ExpiryTallyAdmin(admin.ModelAdmin):
+    """Kept by database triggers (models.ExpiryTally): to look at, never to edit."""
+
+    list_display = ["scope", "state", "day", "certificates", "settled"]
+    list_filter = ["state", "settled"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

@@ -1,5 +1,6 @@
 """The numbers on the dashboard, each from an aggregate query: a constant number of queries whatever
-the inventory size."""
+the inventory size, and for the cards and the chart a cost that follows the days, not the certificates
+(they sum ExpiryTally's rows per day)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth.models import AbstractUser, AnonymousUser
-from django.db.models import Count
-from django.db.models.functions import TruncMonth
+from django.db.models import QuerySet
 from django.utils import timezone
 
-from .models import CertificateQuerySet, Event, organisation_limit
+from .choices import LifecycleState
+from .models import CertificateQuerySet, Event, ExpiryWindow, Organization, organisation_limit
 from .situation import Situation
+
+# The dashboard counts what needs attention up to this many (see `attention`).
+ATTENTION_COUNT_LIMIT = 100
 
 
 @dataclass
@@ -28,46 +32,76 @@ class MonthBar:
     centre: int = 0
 
 
-def counts(now: dt.datetime, certificates: CertificateQuerySet) -> dict[str, int]:
-    """Certificates by state, renewals in progress and failing, and what needs attention (one query,
-    from the same definitions the list filters use, so a card and the list it links to agree)."""
-    return certificates.state_counts(now)
+def counts(
+    now: dt.datetime,
+    certificates: CertificateQuerySet,
+    organisations: QuerySet[Organization] | None = None,
+) -> dict[str, int]:
+    """Certificates by state, renewals in progress and failing: the same numbers as `state_counts`,
+    which the list filters use, so a card and the list it links to agree. `certificates` is what the
+    viewer may see (`for_user`), `organisations` their organisation limit. (What needs attention is
+    counted by `attention`.)"""
+    return certificates.tallied_state_counts(now, organisations)
 
 
 def expiry_chart(
     now: dt.datetime,
     certificates: CertificateQuerySet,
+    organisations: QuerySet[Organization] | None = None,
+) -> dict[str, Any]:
+    """Current certificates expiring per month (local time) for the next twelve months, laid out as bars
+    (two queries: see CertificateQuerySet.count_by_expiry; arguments as for `counts`)."""
+    return counts_and_chart(now, certificates, organisations)[1]
+
+
+def counts_and_chart(
+    now: dt.datetime,
+    certificates: CertificateQuerySet,
+    organisations: QuerySet[Organization] | None = None,
     months: int = 12,
     width: int = 720,
     height: int = 160,
-) -> dict[str, Any]:
-    """Active certificates expiring per month for the next `months` months (one query), laid out as bars."""
+) -> tuple[dict[str, int], dict[str, Any]]:
+    """`counts` and `expiry_chart` from the same two queries of the tally and the certificates."""
     start = timezone.localtime(now).date().replace(day=1)
-    month_starts = [_add_months(start, i) for i in range(months)]
-    end = timezone.make_aware(dt.datetime.combine(_add_months(start, months), dt.time.min))
-    rows = (
-        certificates.current(now)
-        .filter(not_after__lt=end)
-        .annotate(month=TruncMonth("not_after"))
-        .values("month")
-        .annotate(count=Count("pk"))
-    )
-    per_month = {_as_date(row["month"]): row["count"] for row in rows}
-    bars = [MonthBar(month, per_month.get(month, 0)) for month in month_starts]
+    month_starts = [_add_months(start, i) for i in range(months + 1)]
+    bounds = [timezone.make_aware(dt.datetime.combine(day, dt.time.min)) for day in month_starts]
+    bounds[0] = now + dt.timedelta(microseconds=1)  # current: not_after > now
+    windows = {
+        f"month{index}": ExpiryWindow(LifecycleState.ACTIVE, bounds[index], bounds[index + 1])
+        for index in range(months)
+    }
+    found = certificates.tallied_state_counts(now, organisations, also=windows)
+    bars = [MonthBar(month_starts[index], found.pop(f"month{index}")) for index in range(months)]
     top = max([bar.count for bar in bars] + [1])
     slot, baseline = width // months, height - 20  # room below the baseline for month names
     for index, bar in enumerate(bars):
         bar.height = round(bar.count / top * (baseline - 18))  # and above the tallest bar for its number
         bar.x, bar.y, bar.centre = index * slot + 6, baseline - bar.height, index * slot + slot // 2
-    return {"bars": bars, "width": width, "height": height, "baseline": baseline, "bar_width": slot - 12}
+    chart = {"bars": bars, "width": width, "height": height, "baseline": baseline, "bar_width": slot - 12}
+    return found, chart
 
 
-def attention(now: dt.datetime, certificates: CertificateQuerySet, limit: int = 10) -> list[Situation]:
+@dataclass
+class Attention:
+    """What needs attention: the most urgent, and how many there are (`more`: more than `count`)."""
+
+    situations: list[Situation]
+    count: int
+    more: bool
+
+
+def attention(now: dt.datetime, certificates: CertificateQuerySet, limit: int = 10) -> Attention:
     """What a person must act on (Certificate.objects.needs_attention), most urgent first (expired
     without a renewal, renewal failing, late, expiring without automatic renewal, blocked), each with its
-    situation: the sentence, and the action or what to do (one query)."""
-    rows = certificates.needs_attention(now).with_situation(now).for_listing().by_urgency(now)[:limit]
-    return [certificate.situation(now) for certificate in rows]
+    situation: the sentence, and the action or what to do; and how many, up to ATTENTION_COUNT_LIMIT
+    (each must be read to know; the list the count links to counts further)."""
+    rows, found = certificates.attention_overview(now, limit, ATTENTION_COUNT_LIMIT)
+    return Attention(
+        [certificate.situation(now) for certificate in rows],
+        min(found, ATTENTION_COUNT_LIMIT),
+        more=found > ATTENTION_COUNT_LIMIT,
+    )
 
 
 def recent_events(user: AbstractUser | AnonymousUser, limit: int = 10) -> list[Event]:
@@ -84,9 +118,3 @@ def recent_events(user: AbstractUser | AnonymousUser, limit: int = 10) -> list[E
 def _add_months(day: dt.date, months: int) -> dt.date:
     total = day.month - 1 + months
     return dt.date(day.year + total // 12, total % 12 + 1, 1)
-
-
-def _as_date(value: dt.datetime | dt.date) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return timezone.localtime(value).date() if timezone.is_aware(value) else value.date()
-    return value

@@ -12,8 +12,10 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractUser, AnonymousUser
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.validators import RegexValidator
-from django.db import models
-from django.db.models import Case, Count, Exists, ExpressionWrapper, OuterRef, Q, Value, When
+from django.db import connection, models, transaction
+from django.db.models import Case, Count, Exists, ExpressionWrapper, OuterRef, Q, Subquery, Value, When
+from django.db.models.expressions import RawSQL
+from django.db.models.lookups import IsNull
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -247,7 +249,9 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         each row's situation without a query per row; with `for_listing`, the key stays deferred)."""
         return (
             self.with_renewal_state(now)
-            .annotate(has_successor=Exists(Certificate.objects.filter(renewed_from=OuterRef("pk"))))
+            .annotate(
+                has_successor=ExpressionWrapper(Q(_successor_is(False)), output_field=models.BooleanField())
+            )
             .select_related("organization")
         )
 
@@ -298,6 +302,24 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         replaced. (Situation.needs_attention says the same of one certificate.)"""
         return self.filter(_needs_attention(now or timezone.now()))
 
+    def attention_overview(
+        self, now: dt.datetime | None = None, limit: int = 10, count_up_to: int = 100
+    ) -> tuple[list[Certificate], int]:
+        """The first `limit` of `needs_attention(now).by_urgency(now)`, read `with_situation` and
+        `for_listing`, and how many need attention, counted up to `count_up_to` + 1 (that many means
+        "more than `count_up_to`"). One query per kind of urgency reads at most `count_up_to` + 1 ids in
+        expiry order from that kind's index range, and one more reads the rows shown: ordering every
+        certificate that needs attention by its urgency read them all (tens of thousands at a million
+        certificates), and one query of the whole condition took PostgreSQL longer to plan than to run."""
+        now = now or timezone.now()
+        ranked: list[tuple[int, dt.datetime, int]] = []
+        for urgency, branch in enumerate(_attention_branches(now, _failing_renewal_ids(now))):
+            ids = self.filter(branch).order_by("not_after", "id").values_list("not_after", "pk")
+            ranked += [(urgency, after, pk) for after, pk in ids[: count_up_to + 1]]
+        shown = [pk for _, _, pk in sorted(ranked)[:limit]]
+        rows = {row.pk: row for row in self.filter(pk__in=shown).with_situation(now).for_listing()}
+        return [rows[pk] for pk in shown if pk in rows], min(len(ranked), count_up_to + 1)
+
     def state_counts(self, now: dt.datetime | None = None) -> dict[str, int]:
         """How many certificates are in each state the dashboard shows, from the same conditions as the
         methods above (so a card and its list never disagree), in four queries: one aggregate of the
@@ -322,6 +344,100 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         counts["needs_attention"] = self.filter(_needs_attention(now)).count()
         return counts
 
+    def tallied_state_counts(
+        self,
+        now: dt.datetime | None = None,
+        organisations: models.QuerySet[Organization] | None = None,
+        also: dict[str, ExpiryWindow] | None = None,
+    ) -> dict[str, int]:
+        """`state_counts` but "needs attention" (see `attention_overview`), with the five counts on a
+        certificate's own columns (valid, expiring, critical,
+        lapsed, blocked) summed from ExpiryTally instead of counted row by row, so their cost follows the
+        days, not the certificates. `self` must be `for_user(user)` and `organisations` that user's
+        `organisation_limit` (None: every certificate). The windows `also` are counted in the same
+        queries (the dashboard's chart)."""
+        now = now or timezone.now()
+        counts = self.count_by_expiry({**_state_windows(now), **(also or {})}, organisations)
+        # As ids first: the few failing orders, then an index lookup each (see _attention_candidates).
+        failing = _renewal_failing(now) & Q(pk__in=_failing_renewal_ids(now))
+        counts["renewal_failing"] = self.filter(failing).count()
+        counts["renewing"] = self.filter(_renewing()).count()
+        return counts
+
+    def count_by_expiry(
+        self, windows: dict[str, ExpiryWindow], organisations: models.QuerySet[Organization] | None = None
+    ) -> dict[str, int]:
+        """How many certificates fall in each window (a state and a range of not_after), in two queries
+        whatever the inventory size: the whole UTC days inside the windows are summed from ExpiryTally
+        (rows per day, for every certificate or per organisation); only the parts of days at a window's
+        edges, and the few certificates not yet valid, are counted from the certificates (index ranges
+        of at most a day). `self` and `organisations` must describe the same certificates (see
+        `tallied_state_counts`)."""
+        # The conditions are written as SQL here (parameters only): as Q objects, the two dozen windows
+        # of a dashboard took Django longer to compile than the database took to answer.
+        ops = connection.ops
+        table = ops.quote_name(Certificate._meta.db_table)
+        tally = ExpiryTally.objects.all()
+        if organisations is None:
+            tally = tally.filter(scope=ExpiryTally.EVERY_CERTIFICATE)
+        else:
+            tally = tally.filter(scope__in=organisations.values("pk"))
+        sums: dict[str, models.Sum] = {}
+        edge_sums: dict[str, models.Sum] = {}
+        signs: dict[str, tuple[str, int]] = {}  # each edge sum: the window it corrects, and how
+        wanted: list[str] = []
+        wanted_params: list[Any] = []
+
+        def count_if(condition: str, params: list[Any], what: str = "1") -> models.Sum:
+            case = RawSQL(f"CASE WHEN {condition} THEN {what} ELSE 0 END", params)  # noqa: S611
+            return models.Sum(case, output_field=models.IntegerField())
+
+        def after_range(start: dt.datetime | None, end: dt.datetime | None) -> tuple[str, list[Any]]:
+            sql, params = [], []
+            if start is not None:
+                sql.append(f"{table}.not_after >= %s")
+                params.append(ops.adapt_datetimefield_value(start))
+            if end is not None:
+                sql.append(f"{table}.not_after < %s")
+                params.append(ops.adapt_datetimefield_value(end))
+            return " AND ".join(sql) or "1 = 1", params
+
+        for name, window in windows.items():
+            days, edges = _whole_days(window.start, window.end)
+            if days is not None:
+                conditions, params = ["state = %s"], list[Any]([window.state])
+                for column, day in (("day >= %s", days[0]), ("day < %s", days[1])):
+                    if day is not None:
+                        conditions.append(column)
+                        params.append(ops.adapt_datefield_value(day))
+                sums[name] = count_if(" AND ".join(conditions), params, "certificates")
+            state: tuple[str, list[Any]] = (f"{table}.state = %s", [window.state])
+            for index, (start, end) in enumerate(edges):
+                sql, params = after_range(start, end)
+                condition, condition_params = f"{state[0]} AND {sql}", state[1] + params
+                edge_sums[f"{name}_edge{index}"] = count_if(condition, condition_params)
+                signs[f"{name}_edge{index}"] = (name, 1)
+                wanted.append(f"({condition})")
+                wanted_params += condition_params
+            if window.started_by is not None:
+                sql, params = after_range(window.start, window.end)
+                condition = f"{state[0]} AND {table}.not_before > %s AND {sql}"
+                condition_params = [*state[1], ops.adapt_datetimefield_value(window.started_by), *params]
+                edge_sums[f"{name}_not_started"] = count_if(condition, condition_params)
+                signs[f"{name}_not_started"] = (name, -1)
+                wanted.append(f"({condition})")
+                wanted_params += condition_params
+        summed = tally.aggregate(**sums) if sums else {}
+        corrections: dict[str, Any] = {}
+        if wanted:
+            where = RawSQL(" OR ".join(wanted), wanted_params, output_field=models.BooleanField())  # noqa: S611
+            corrections = self.filter(where).aggregate(**edge_sums)
+        counts = {name: summed.get(name) or 0 for name in windows}
+        for alias, value in corrections.items():
+            name, sign = signs[alias]
+            counts[name] += sign * (value or 0)
+        return counts
+
     def search(self, text: str) -> CertificateQuerySet:
         """The certificates that match what was typed, looked up by what it looks like (SearchTerms):
         a CVR in the CVR index, a UUID in the UUID index, a reference number through its certificate
@@ -344,7 +460,6 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
             # `certificates` imports no other app. Ids first, so the OR below stays an index lookup.
             condition |= Q(pk__in=list(_ids_with_reference(terms.reference)))
         if terms.words:
-            condition |= Q(subject_cn__icontains=terms.words)
             organisations = list(
                 Organization.objects.filter(name__icontains=terms.words).values_list("pk", flat=True)[
                     : ORGANISATION_MATCH_LIMIT + 1
@@ -354,6 +469,17 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
                 condition |= Q(organization__name__icontains=terms.words)
             elif organisations:
                 condition |= Q(organization_id__in=organisations)
+            if connection.vendor == "postgresql":
+                # Whole words first (a full-text index); parts of words (the trigram index) only when
+                # those find less than a page: a common word's trigrams each list a good part of the
+                # inventory, its full-text entry only the certificates that have the word. So a page of
+                # whole-word matches leaves out names that have the words only inside longer ones.
+                condition |= _cn_has_words(terms.words)
+                if self.filter(condition).order_by().values("pk")[: settings.TRUSTVIEW_PAGE_SIZE].count() >= (
+                    settings.TRUSTVIEW_PAGE_SIZE
+                ):
+                    return self.filter(condition)
+            condition |= Q(subject_cn__icontains=terms.words)
         return self.filter(condition)
 
 
@@ -408,6 +534,29 @@ class SearchTerms:
         if _HEX.match(hex_text):
             return cls(hex_prefix=hex_text, words=text)
         return cls(words=text)
+
+
+# Separators that split a common name into words for its full-text index (migration 0016): host names,
+# hyphenated and dotted names are words apart ("api.aarhus.dk": api, aarhus, dk).
+CN_WORD_SEPARATORS = "[-.,_/:;@()]+"
+_CN_WORDS = (
+    "to_tsvector('simple'::regconfig, regexp_replace({column}, '" + CN_WORD_SEPARATORS + "', ' ', 'g'))"
+)
+
+
+def _cn_has_words(text: str) -> Q:
+    """Common names that have every word of `text` as a whole word (in any order), through the
+    full-text index cert_cn_words_idx (PostgreSQL). Whole words only: a prefix (`word:*`) made
+    PostgreSQL walk every entry that starts with it, slower than the trigram index."""
+    words = re.findall(r"[^\W_]+", text.lower())
+    if not words:
+        return Q(pk__in=[])
+    column = (
+        f"{connection.ops.quote_name(Certificate._meta.db_table)}.{connection.ops.quote_name('subject_cn')}"
+    )
+    query = " & ".join(words)
+    matches = _CN_WORDS.format(column=column) + " @@ to_tsquery('simple'::regconfig, %s)"
+    return Q(RawSQL(matches, [query], output_field=models.BooleanField()))  # noqa: S611
 
 
 def _ids_with_reference(reference: str) -> models.QuerySet[Any]:
@@ -477,15 +626,66 @@ def _not_renewed_automatically(now: dt.datetime) -> Q:
 
 
 def _needs_attention(now: dt.datetime) -> Q:
-    replaced = Exists(Certificate.objects.filter(renewed_from=OuterRef("pk")))
-    blocked_unreplaced = Q(state=LifecycleState.BLOCKED, not_after__gt=now) & ~Q(replaced)
+    failing = _failing_renewal_ids(now)
+    condition = Q(pk__in=[])
+    for branch in _attention_branches(now, failing):
+        condition |= branch
+    return _attention_candidates(now, failing) & condition
+
+
+def _attention_branches(now: dt.datetime, failing: list[int] | models.QuerySet[Any]) -> list[Q]:
+    """What needs attention, in the order of urgency (`by_urgency`); a certificate meets one at most.
+    `failing`: _failing_renewal_ids(now)."""
+    return [
+        _lapsed(now) & Q(not_after__gt=now - dt.timedelta(days=RECENT_LAPSE_DAYS)),
+        _renewal_failing(now) & Q(pk__in=failing),
+        _renewal_late(now),
+        _not_renewed_automatically(now),
+        Q(state=LifecycleState.BLOCKED, not_after__gt=now) & Q(_successor_is(None)),
+    ]
+
+
+def _successor_is(missing: bool | None) -> IsNull:
+    """Whether a certificate has no renewal (`missing` true or None) or has one (false), asked per row
+    through the unique renewed_from index as a scalar subquery: as an EXISTS, PostgreSQL read every
+    renewal in the inventory into a hash for a page of ten rows (or inside an OR)."""
+    successor = Certificate.objects.filter(renewed_from=OuterRef("pk")).order_by().values("pk")[:1]
+    return IsNull(Subquery(successor), missing is not False)
+
+
+def _attention_candidates(now: dt.datetime, failing: list[int] | models.QuerySet[Any]) -> Q:
+    """A superset of what needs attention that the database finds through indexes alone: each branch of
+    `_needs_attention` implies one of these. The failing renewals' certificates are looked up first, from
+    the few open or recently failed orders, and given as ids; the rest are index ranges (the expiry window,
+    the active certificates due for renewal, the unexpired blocked ones). Without it, PostgreSQL asked
+    every current certificate about its orders."""
+    soon = now + dt.timedelta(days=settings.TRUSTVIEW_EXPIRING_DAYS)
+    recent = now - dt.timedelta(days=RECENT_LAPSE_DAYS)
     return (
-        (_lapsed(now) & Q(not_after__gt=now - dt.timedelta(days=RECENT_LAPSE_DAYS)))
-        | _renewal_failing(now)
-        | _renewal_late(now)
-        | _not_renewed_automatically(now)
-        | blocked_unreplaced
+        Q(state=LifecycleState.ACTIVE, not_after__gt=recent, not_after__lte=soon)
+        | Q(state=LifecycleState.ACTIVE, not_after__gt=now, renew_at__lte=now)
+        | Q(state=LifecycleState.BLOCKED, not_after__gt=now)
+        | Q(pk__in=failing)
     )
+
+
+def _failing_renewal_ids(now: dt.datetime) -> list[int] | models.QuerySet[Any]:
+    """The certificates with a failing renewal order (see `_renewal_failing`), read first from the orders."""
+    failing = Order.objects.filter(kind=OrderKind.RENEW).filter(
+        Q(state__in=OPEN_ORDER_STATES, attempts__gt=0)
+        | Q(state=OrderState.FAILED, completed_at__gt=now - dt.timedelta(days=RENEWAL_FAILING_DAYS))
+    )
+    return _few_ids(failing.order_by().values_list("certificate_id", flat=True).distinct())
+
+
+# Ids that a query hands to another as a list (each an index lookup there) when there are at most this
+# many; more, and the second query gets the first as a subquery instead.
+FEW_IDS = 1000
+
+
+def _few_ids(ids: models.QuerySet[Any]) -> list[int] | models.QuerySet[Any]:
+    found = list(ids[: FEW_IDS + 1])
+    return ids if len(found) > FEW_IDS else found
 
 
 def _status_condition(status: Status, now: dt.datetime) -> Q:
@@ -500,6 +700,68 @@ def _status_condition(status: Status, now: dt.datetime) -> Q:
         Status.EXPIRING: live & Q(state=LifecycleState.ACTIVE, not_before__lte=now, not_after__lte=soon),
         Status.VALID: live & Q(state=LifecycleState.ACTIVE, not_before__lte=now, not_after__gt=soon),
     }[status]
+
+
+@dataclass(frozen=True)
+class ExpiryWindow:
+    """Certificates in `state` whose not_after is in [start, end) (None: unbounded on that side); with
+    `started_by`, only those valid by then (not_before <= started_by)."""
+
+    state: str
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    started_by: dt.datetime | None = None
+
+    def range(self) -> Q:
+        condition = Q()
+        if self.start is not None:
+            condition &= Q(not_after__gte=self.start)
+        if self.end is not None:
+            condition &= Q(not_after__lt=self.end)
+        return condition
+
+
+_JUST_AFTER = dt.timedelta(microseconds=1)  # (a, b] as [a + 1 µs, b + 1 µs): stored times are to the µs
+
+
+def _state_windows(now: dt.datetime) -> dict[str, ExpiryWindow]:
+    """The dashboard's five states on a certificate's own columns as ExpiryWindows: the same conditions
+    as `_status_condition` (valid, expiring, blocked) and `_lapsed`, and "critical" as state_counts has it."""
+    soon = now + dt.timedelta(days=settings.TRUSTVIEW_EXPIRING_DAYS)
+    critical = min(soon, now + dt.timedelta(days=settings.TRUSTVIEW_CRITICAL_DAYS))
+    active = LifecycleState.ACTIVE
+    return {
+        "valid": ExpiryWindow(active, soon + _JUST_AFTER, None, started_by=now),
+        "expiring": ExpiryWindow(active, now + _JUST_AFTER, soon + _JUST_AFTER, started_by=now),
+        "critical": ExpiryWindow(active, now + _JUST_AFTER, critical + _JUST_AFTER, started_by=now),
+        "lapsed": ExpiryWindow(active, None, now + _JUST_AFTER),
+        "blocked": ExpiryWindow(LifecycleState.BLOCKED),
+    }
+
+
+def _whole_days(
+    start: dt.datetime | None, end: dt.datetime | None
+) -> tuple[tuple[dt.date | None, dt.date | None] | None, list[tuple[dt.datetime, dt.datetime]]]:
+    """The whole UTC days inside [start, end) as dates [first, stop) (None: unbounded; None for both: no
+    whole day), and the parts of days left at either edge as [a, b) ranges of time."""
+
+    def midnight(day: dt.date) -> dt.datetime:
+        return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+
+    first = stop = None
+    if start is not None:
+        first = start.astimezone(dt.UTC).date()
+        first += dt.timedelta(days=1) if midnight(first) < start else dt.timedelta(0)
+    if end is not None:
+        stop = end.astimezone(dt.UTC).date()
+    if start is not None and end is not None and first >= stop:  # type: ignore[operator]
+        return None, [(start, end)]
+    edges = []
+    if start is not None and midnight(first) > start:  # type: ignore[arg-type]
+        edges.append((start, midnight(first)))  # type: ignore[arg-type]
+    if end is not None and end > midnight(stop):  # type: ignore[arg-type]
+        edges.append((midnight(stop), end))  # type: ignore[arg-type]
+    return (first, stop), edges
 
 
 class Certificate(models.Model):
@@ -582,6 +844,13 @@ class Certificate(models.Model):
         ordering = ["not_after", "id"]
         indexes = [
             models.Index(fields=["state", "not_after"], name="cert_state_expiry_idx"),
+            # Active certificates by when they are due: "needs attention" finds the unexpired ones due
+            # for renewal here (lapsed ones are read in the index only, as not_after rides along).
+            models.Index(
+                fields=["renew_at", "not_after"], condition=Q(state="active"), name="cert_active_due_idx"
+            ),
+            # The few certificates not valid yet, which the dashboard's tallied counts subtract.
+            models.Index(fields=["not_before"], name="cert_not_before_idx"),
             # "What is due" (due_for_renewal) reads only renewable rows: superseded, blocked, monitor-only
             # and opted-out certificates are not in this index, so the sweep's cost follows what can be
             # renewed, not the inventory. not_after rides along so lapsed rows are skipped in the index.
@@ -730,6 +999,73 @@ class Certificate(models.Model):
 
 def _colon_pairs(hex_text: str) -> str:
     return ":".join(hex_text[i : i + 2] for i in range(0, len(hex_text), 2))
+
+
+class ExpiryTally(models.Model):
+    """How many certificates of a state expire on a UTC day, for every certificate (scope 0) and per
+    organisation (scope: its id), so the dashboard sums a few rows per day instead of counting
+    certificates (CertificateQuerySet.count_by_expiry).
+
+    Kept by the database, not by the application: triggers on the certificate table (migration 0014)
+    append a row of +n / -n for every insert, delete and change of state, not_after or organisation,
+    whichever way it is written (save, bulk_create, update, COPY, a cascade). Appending never waits for
+    another writer's lock, so concurrent imports and renewals neither queue nor deadlock on a counter.
+    The appended rows stay unsettled until `settle` folds them into one settled row per day (the sweep
+    does it every minute); a count sums both, so it is right before and after.
+    """
+
+    EVERY_CERTIFICATE = 0
+
+    scope = models.IntegerField(help_text="0: every certificate; otherwise the organisation's id.")
+    state = models.CharField(max_length=16, choices=LifecycleState.choices)
+    day = models.DateField(help_text="The UTC day of not_after.")
+    certificates = models.IntegerField()
+    settled = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [models.Index(fields=["scope", "state", "day"], name="tally_scope_day_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["scope", "state", "day"], condition=Q(settled=True), name="one_settled_tally_per_day"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.state} {self.day}: {self.certificates}"
+
+    @classmethod
+    def settle(cls) -> None:
+        """Fold the unsettled rows into the settled ones (one per scope, state and day). Only rows this
+        call deleted are folded, so rows appended meanwhile wait for the next call."""
+        table = connection.ops.quote_name(cls._meta.db_table)
+        upsert = (
+            f"INSERT INTO {table} (scope, state, day, certificates, settled) {{rows}} "
+            "ON CONFLICT (scope, state, day) WHERE settled "
+            f"DO UPDATE SET certificates = {table}.certificates + excluded.certificates"
+        )
+        with transaction.atomic(), connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                # One statement: the rows never pass through Python (millions after a bulk load).
+                cursor.execute(
+                    f"WITH moved AS (DELETE FROM {table} WHERE NOT settled "  # noqa: S608
+                    "RETURNING scope, state, day, certificates) "
+                    + upsert.format(
+                        rows="SELECT scope, state, day, SUM(certificates), true FROM moved "
+                        "GROUP BY scope, state, day ORDER BY scope, state, day"
+                    )
+                )
+                return
+            cursor.execute(
+                f"DELETE FROM {table} WHERE NOT settled RETURNING scope, state, day, certificates"  # noqa: S608
+            )
+            folded: dict[tuple[int, str, str], int] = {}
+            for scope, state, day, count in cursor.fetchall():
+                folded[(scope, state, day)] = folded.get((scope, state, day), 0) + count
+            if folded:
+                cursor.executemany(
+                    upsert.format(rows="VALUES (%s, %s, %s, %s, true)"),
+                    [(*key, count) for key, count in sorted(folded.items())],
+                )
 
 
 class Event(models.Model):

@@ -14,6 +14,7 @@ from celery import Task, shared_task
 from django.db import transaction
 
 from . import alerts, channels, renewal, revocation
+from .models import ExpiryTally
 from .signals import channel_message_queued
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ def sweep() -> dict[str, int]:
     alerts.after_sweep()  # lapses, late renewals, the scheduler running again
     for message_id in channels.overdue():  # channel messages whose task was lost
         queue_channel_message(message_id=message_id)
+    ExpiryTally.settle()  # the dashboard's counts per day: fold what changed since the last sweep
     return {"opened": result.opened, "queued": len(result.due_orders)}
 
 

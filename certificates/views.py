@@ -324,14 +324,18 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     """What expires when, what is failing, and what happened lately."""
     now = timezone.now()
     certificates = Certificate.objects.for_user(request.user)
+    organisations = organisation_limit(request.user)
+    attention = dashboard_data.attention(now, certificates)
+    counts, chart = dashboard_data.counts_and_chart(now, certificates, organisations)
     return _live(
         request,
         "certificates/dashboard.html",
         "certificates/partials/dashboard_body.html",
         {
-            "counts": dashboard_data.counts(now, certificates),
-            "chart": dashboard_data.expiry_chart(now, certificates),
-            "attention": dashboard_data.attention(now, certificates),
+            "counts": {**counts, "needs_attention": attention.count},
+            "chart": chart,
+            "attention": attention.situations,
+            "attention_more": attention.more,
             "events": dashboard_data.recent_events(request.user),
             "expiring_days": settings.TRUSTVIEW_EXPIRING_DAYS,
             "critical_days": settings.TRUSTVIEW_CRITICAL_DAYS,

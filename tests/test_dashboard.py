@@ -131,3 +131,27 @@ def test_attention_lists_expiring_failing_lapsed_and_blocked_but_not_the_fine_on
         assert certificate.get_absolute_url() in page
     fine = current.filter(not_after__gt=now + dt.timedelta(days=60)).exclude(pk=failing.pk).first()
     assert fine.get_absolute_url() not in page
+
+
+def test_the_attention_overview_is_needs_attention_by_urgency_with_a_bounded_count(alice_client, monkeypatch):
+    now = timezone.now()
+    make_inventory(90)  # lapsed, expiring without automatic renewal (no key), blocked, fine ones
+    current = Certificate.objects.current(now)
+    failing = current.filter(not_after__gt=now + dt.timedelta(days=100))[:2]
+    late = current.filter(not_after__gt=now + dt.timedelta(days=60)).exclude(pk__in=failing).first()
+    for certificate in failing:
+        Order.objects.create(certificate=certificate, requested_by_label="scheduler", attempts=2)
+    Certificate.objects.filter(pk=late.pk).update(renew_at=now - dt.timedelta(days=3))
+    expected = list(Certificate.objects.needs_attention(now).by_urgency(now))
+    assert len(expected) > 20
+
+    rows, found = Certificate.objects.attention_overview(now, limit=100, count_up_to=100)
+    assert (rows, found) == (expected, len(expected))
+    rows, found = Certificate.objects.attention_overview(now, limit=5, count_up_to=12)
+    assert (rows, found) == (expected[:5], 13)  # 13: more than 12
+
+    monkeypatch.setattr("certificates.dashboard.ATTENTION_COUNT_LIMIT", 12)
+    page = alice_client.get(HOME).content.decode()
+    assert "Show all (more than 12)" in page
+    monkeypatch.setattr("certificates.dashboard.ATTENTION_COUNT_LIMIT", 1000)
+    assert f"Show all ({len(expected)})" in alice_client.get(HOME).content.decode()

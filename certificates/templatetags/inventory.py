@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django import template
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 from django.utils.translation import gettext
 
-from certificates.choices import STATUS_COLOURS, Status
+from certificates.choices import STATUS_COLOURS, Environment, OcesType, Status
+from certificates.models import Certificate
 from certificates.situation import Situation, time_left
 
 register = template.Library()
@@ -26,10 +32,63 @@ def days_left(not_after: dt.datetime) -> str:
     return time_left(not_after)
 
 
-@register.inclusion_tag("includes/status_badge.html")
-def situation_badge(situation: Situation) -> dict[str, str]:
-    """A coloured badge for a certificate's situation (certificates.situation), its sentence as a tip."""
-    return {"label": situation.label, "colour": situation.colour, "title": situation.headline}
+@register.simple_tag
+def situation_badge(situation: Situation) -> SafeString:
+    """A coloured badge for a certificate's situation (certificates.situation), its sentence as a tip
+    (includes/status_badge.html's markup, made here: the list shows one per row)."""
+    return _badge(situation)
+
+
+def _badge(situation: Situation) -> SafeString:
+    return format_html(
+        '<span class="badge badge-{}" title="{}">{}</span>',
+        situation.colour,
+        situation.headline,
+        situation.label,
+    )
+
+
+@dataclass(frozen=True)
+class ListingRow:
+    """What a row of the certificate list shows, worked out once in Python: the template of a row then
+    only places strings, which keeps a page of 50 rows cheap to render."""
+
+    certificate: Certificate
+    badge: SafeString
+    headline: str
+    url: str
+    oces_type: str
+    environment: str
+    expires_iso: str
+    expires: str
+    days_left: str
+
+
+@register.filter
+def listing_rows(certificates: Iterable[Certificate]) -> list[ListingRow]:
+    """The rows of the certificate list (certificates read `with_situation` and `for_listing`)."""
+    now = timezone.now()
+    # The choices' labels once per page (get_FOO_display hashes every lazy label of its field per call).
+    oces_types = {value: str(label) for value, label in OcesType.choices}
+    environments = {value: str(label) for value, label in Environment.choices}
+    rows = []
+    for certificate in certificates:
+        situation = certificate.situation(now)
+        expires = timezone.localtime(certificate.not_after)
+        rows.append(
+            ListingRow(
+                certificate=certificate,
+                badge=_badge(situation),
+                headline=situation.headline,
+                url=certificate.get_absolute_url(),
+                oces_type=oces_types.get(certificate.oces_type, certificate.oces_type),
+                environment=environments.get(certificate.environment, certificate.environment),
+                expires_iso=expires.isoformat(),
+                expires=expires.strftime("%Y-%m-%d %H:%M"),
+                days_left=time_left(certificate.not_after, now),
+            )
+        )
+    return rows
 
 
 @register.filter
