@@ -17,8 +17,9 @@ python=${1:?usage: scripts/test.sh PYTHON [PYTEST-ARGUMENTS...]}
 shift
 # pytest-xdist workers: the SQLite run has the long process tests, the PostgreSQL run has only short ones.
 # Three workers on two cores: the process tests spend much of their time waiting for the processes they
-# started, and a third worker fills those waits (measured from a fresh clone: 244 s with three, 343 s with
-# two, 246 s with four, where the machine is already busy all the time).
+# started, and a third worker fills those waits (measured on the same clone, idle machine: 244 s with
+# three, 246 s with four, where the two cores are already busy all the time; 343 s with two, a run that
+# also made the migrated templates, about 15 s).
 sqlite_workers=(-n "${TEST_WORKERS:-3}")
 postgres_workers=(-n "${TEST_POSTGRES_WORKERS:-1}")
 durations=(--durations=15 --durations-min=1)

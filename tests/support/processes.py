@@ -208,7 +208,7 @@ def simulator_keys(directory: Path) -> Path:
 
 
 # Leaf keys each simulator may use before it makes its own: the most any one simulator of the suite issues.
-LEAF_KEY_POOL_SIZE = 64
+LEAF_KEY_POOL_SIZE = 40
 
 
 def _leaf_key_pool() -> Path:
