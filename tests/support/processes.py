@@ -523,7 +523,7 @@ def _postgres_template() -> tuple[Path, str]:
     run_as = _run_as_postgres()
     directory = _template_directory()
     template = directory / f"postgres-{bindir.parent.name}-{_code_version()}"
-    with _template_lock(directory):
+    with _template_lock(directory, "postgres.lock"):
         if not (template / "ready").exists():
             _remove_stale_templates(directory, "postgres-*")
             shutil.rmtree(template, ignore_errors=True)
@@ -770,7 +770,8 @@ def _template_directory() -> Path:
 
 
 @contextlib.contextmanager
-def _template_lock(directory: Path, name: str = "lock") -> Iterator[None]:
+def _template_lock(directory: Path, name: str) -> Iterator[None]:
+    """One lock per kind of template, so that the kinds are made at the same time by different workers."""
     with (directory / name).open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield
@@ -796,7 +797,7 @@ def _migrated_template() -> Path:
     """
     directory = _template_directory()
     template = directory / f"migrated-{_code_version()}.sqlite3"
-    with _template_lock(directory):
+    with _template_lock(directory, "sqlite.lock"):
         if not template.exists():
             _remove_stale_templates(directory, "migrated-*.sqlite3")
             partial = template.with_suffix(".partial")
