@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
+from bench.pki import self_signed_ca
+
 RESPONDER_DELAY = 0.05  # seconds: a responder 50 ms away
 REVOCATION_CERTIFICATES = 2000  # per source (OCSP, CRL)
 DAY = 86400
@@ -122,7 +124,7 @@ def revocation_rates() -> dict[str, dict[str, Any]]:
     from certificates.trust import fingerprint, trusted_ca_fields
 
     key = ec.generate_private_key(ec.SECP256R1())
-    ca = _ca(key)
+    ca = self_signed_ca(key, "trustview bench revocation CA")
     TrustedCA.objects.create(fingerprint_sha256=fingerprint(ca), **trusted_ca_fields(ca, TrustSource.ADDED))
     figures: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench-ca-") as folder:
@@ -178,26 +180,6 @@ def revocation_rates() -> dict[str, dict[str, Any]]:
             responder.stdin.close()
             responder.wait(timeout=30)
     return figures
-
-
-def _ca(key: ec.EllipticCurvePrivateKey) -> x509.Certificate:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "trustview bench revocation CA")])
-    now = dt.datetime.now(dt.UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
 
 
 def _leaves(

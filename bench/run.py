@@ -26,6 +26,7 @@ from django.test.utils import setup_test_environment
 from django.urls import reverse
 from django.utils import timezone
 
+from bench.pki import self_signed_ca
 from bench.seed import seed
 
 Timer = Callable[[], object]
@@ -88,20 +89,7 @@ def dummy_pem() -> tuple[str, ec.EllipticCurvePrivateKey, x509.Certificate]:
     """One self-signed EC certificate: the PEM stored on every seeded row (no crypto per row), and the
     CA that signs the import bundle."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "trustview bench CA")])
-    now = dt.datetime.now(dt.UTC)
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
+    ca = self_signed_ca(key, "trustview bench CA")
     return ca.public_bytes(serialization.Encoding.PEM).decode(), key, ca
 
 
