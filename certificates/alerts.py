@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from django.conf import settings
@@ -285,10 +285,10 @@ def send_expiry_alerts(now: dt.datetime | None = None) -> int:
 
 
 def after_sweep(now: dt.datetime | None = None) -> None:
-    """The checks that run with every renewal sweep (cheap indexed queries): lapses, late renewals, and
-    the scheduler running again after it had stopped."""
+    """The checks that run with every renewal sweep (cheap indexed queries): lapses, late renewals, the
+    scheduler running again after it had stopped, and a renewal outage that is over."""
     now = now or timezone.now()
-    for check in (send_lapse_alerts, send_late_renewal_alerts, scheduler_running):
+    for check in (send_lapse_alerts, send_late_renewal_alerts, scheduler_running, renewal_outage_over):
         try:
             check(now)
         except Exception:  # one failing check must not keep the others from running
@@ -504,34 +504,77 @@ def renewal_keeps_failing(order: Order) -> None:
 def renewals_recovered(now: dt.datetime | None = None) -> bool:
     """A renewal succeeded: close the open renewal outage, if there is one, and say so once, with where
     each affected certificate stands. Returns whether an outage was closed."""
-    now = now or timezone.now()
-    incident = Incident.objects.filter(kind=IncidentKind.RENEWALS_FAILING, closed_at=None).first()
-    if incident is None or not Incident.objects.filter(pk=incident.pk, closed_at=None).update(closed_at=now):
-        return False
-    incident.closed_at = now
-    entries: list[Entry] = []
-    items: list[Item] = []
-    for c in incident.certificates.order_by("not_after", "pk"):
-        renewed = Certificate.objects.filter(renewed_from=c).exists()
-        open_renewal = c.open_renewal()
-        entries.append({"certificate": c, "renewed": renewed, "open_renewal": open_renewal})
-        items.append(Item(c, _recovery_note(renewed, open_renewal)))
-    channels.notify(
-        "renewals_recovered",
-        "good",
-        items,
-        describe_with(
-            gettext_noop("Renewals work again"),
-            gettext_noop(
-                "A renewal has succeeded again, so the renewal outage is over. These certificates were "
-                "affected."
+
+    def tell(incident: Incident) -> bool:
+        entries: list[Entry] = []
+        items: list[Item] = []
+        for c in incident.certificates.order_by("not_after", "pk"):
+            renewed = Certificate.objects.filter(renewed_from=c).exists()
+            open_renewal = c.open_renewal()
+            entries.append({"certificate": c, "renewed": renewed, "open_renewal": open_renewal})
+            items.append(Item(c, _recovery_note(renewed, open_renewal)))
+        queued = channels.notify(
+            "renewals_recovered",
+            "good",
+            items,
+            describe_with(
+                gettext_noop("Renewals work again"),
+                gettext_noop(
+                    "A renewal has succeeded again, so the renewal outage is over. These certificates were "
+                    "affected."
+                ),
             ),
-        ),
-    )
+        )
+        return _email_or_queued("renewals_recovered", {"entries": entries, "incident": incident}, queued)
+
+    return _close_incident(IncidentKind.RENEWALS_FAILING, now or timezone.now(), tell)
+
+
+def renewal_outage_over(now: dt.datetime | None = None) -> bool:
+    """The sweep's backstop for the renewal outage: the renewal that should have closed it may have
+    succeeded while its closing failed (the database restarting between the two), and an outage whose
+    orders all ended without a success would otherwise stay open and silence the next one. Returns
+    whether an outage was closed."""
+    incident = Incident.objects.filter(kind=IncidentKind.RENEWALS_FAILING, closed_at=None).first()
+    if incident is None:
+        return False
+    # Through the incident's certificates (indexed), not every order the portal has issued.
+    orders = Order.objects.filter(certificate__incidents=incident, kind=OrderKind.RENEW)
+    if orders.filter(state=OrderState.ISSUED, completed_at__gte=incident.opened_at).exists():
+        return renewals_recovered(now)
+    if orders.open().exists():
+        return False  # still trying (failing, or waiting for the CA's answer)
+    # Every order of the outage ended without a success (each failure was alerted on its own) or was
+    # cancelled by a person: nothing to announce; close it so that the next outage is told again.
+    return _close_incident(IncidentKind.RENEWALS_FAILING, now or timezone.now(), lambda incident: True)
+
+
+def _close_incident(kind: IncidentKind, now: dt.datetime, tell: Callable[[Incident], bool]) -> bool:
+    """Close the open incident of this kind, if there is one, and tell a person: once, and not lost.
+    The closing is claimed in the same transaction that `tell` runs in (a second worker waits for it and
+    finds the incident closed), and is undone when `tell` says nobody heard, so the next sweep tries
+    again. Returns whether the incident was closed."""
+    with transaction.atomic():
+        incident = Incident.objects.filter(kind=kind, closed_at=None).first()
+        if incident is None:
+            return False
+        if not Incident.objects.filter(pk=incident.pk, closed_at=None).update(closed_at=now):
+            return False  # another worker closed it
+        incident.closed_at = now
+        if tell(incident):
+            return True
+        transaction.set_rollback(True)
+        return False
+
+
+def _email_or_queued(template: str, context: dict[str, Any], queued: int) -> bool:
+    """E-mail the alert recipients; True when someone hears of it: the mail server took the e-mail, a
+    chat or webhook message was queued, or nobody is set to receive alerts (then there is nobody to
+    wait for)."""
     to = recipients()
-    if to:
-        _send_quietly("renewals_recovered", {"entries": entries, "incident": incident}, to)
-    return True
+    if not to:
+        return True
+    return _send_quietly(template, context, to) or queued > 0
 
 
 def _recovery_note(renewed: bool, open_renewal: Order | None) -> str:
@@ -599,23 +642,19 @@ def scheduler_stopped(
 
 def scheduler_running(now: dt.datetime | None = None) -> bool:
     """The sweep runs: close the scheduler outage, if one is open, and say so once."""
-    now = now or timezone.now()
-    incident = Incident.objects.filter(kind=IncidentKind.SCHEDULER_STOPPED, closed_at=None).first()
-    if incident is None or not Incident.objects.filter(pk=incident.pk, closed_at=None).update(closed_at=now):
-        return False
-    incident.closed_at = now
-    channels.notify_portal(
-        "scheduler_running",
-        "good",
-        describe_with(
-            gettext_noop("The scheduler runs again"),
-            gettext_noop("The renewal sweep runs again: renewals and alerts have resumed."),
-        ),
-    )
-    to = recipients()
-    if to:
-        _send_quietly("scheduler_running", {"incident": incident}, to)
-    return True
+
+    def tell(incident: Incident) -> bool:
+        queued = channels.notify_portal(
+            "scheduler_running",
+            "good",
+            describe_with(
+                gettext_noop("The scheduler runs again"),
+                gettext_noop("The renewal sweep runs again: renewals and alerts have resumed."),
+            ),
+        )
+        return _email_or_queued("scheduler_running", {"incident": incident}, queued)
+
+    return _close_incident(IncidentKind.SCHEDULER_STOPPED, now or timezone.now(), tell)
 
 
 # --- monthly status --------------------------------------------------------------------------------

@@ -410,6 +410,68 @@ def test_a_ca_outage_is_one_e_mail_when_it_starts_and_one_when_it_ends(recipient
     assert len(mail.outbox) == 3 and Incident.objects.filter(closed_at=None).count() == 1
 
 
+def test_a_renewal_whose_closing_of_the_outage_was_lost_is_announced_by_the_next_sweep(recipients):
+    # The database restarted between the renewal's commit and its closing of the outage: the sweep sees the
+    # renewal and says once that renewals succeed again.
+    orders = [failing_order(certificate(f"lost close {i}", 10 + i)) for i in range(2)]
+    renewal_keeps_failing(orders[0])
+    assert alerts.renewal_outage_over() is False  # still failing, nothing succeeded
+    Order.objects.filter(pk=orders[0].pk).update(attempts=0)  # the CA took it and is working on it
+    assert alerts.renewal_outage_over() is False  # not over until one is renewed
+    Order.objects.filter(pk=orders[1].pk).update(state=OrderState.ISSUED, completed_at=timezone.now())
+    alerts.after_sweep()
+    alerts.after_sweep()
+    assert [m.subject for m in mail.outbox] == [
+        "[trustview] Renewals keep failing: 2 certificates affected",
+        "[trustview] Renewals succeed again",
+    ]
+    assert not Incident.objects.filter(closed_at=None).exists()
+
+
+def test_when_the_mail_server_fails_the_outage_stays_open_and_the_next_sweep_says_it_is_over(
+    recipients, monkeypatch
+):
+    order = failing_order(certificate("told later", 10))
+    renewal_keeps_failing(order)
+
+    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise ConnectionRefusedError("mail server down")
+
+    monkeypatch.setattr(alerts, "send", refuse)
+    assert renewals_recovered() is False
+    assert Incident.objects.get().closed_at is None  # nobody heard: not closed
+    monkeypatch.undo()
+    Order.objects.filter(pk=order.pk).update(state=OrderState.ISSUED, completed_at=timezone.now())
+    alerts.after_sweep()
+    assert [m.subject for m in mail.outbox][1:] == ["[trustview] Renewals succeed again"]
+    assert "told later: renewed" not in mail.outbox[1].body  # no successor stored in this test
+    assert Incident.objects.get().closed_at is not None
+
+
+def test_an_outage_whose_orders_all_ended_without_a_success_closes_quietly_so_the_next_is_told(recipients):
+    order = failing_order(certificate("gave up", 10))
+    renewal_keeps_failing(order)
+    Order.objects.filter(pk=order.pk).update(state=OrderState.FAILED, completed_at=timezone.now())
+    assert alerts.renewal_outage_over() is True
+    assert len(mail.outbox) == 1  # no "succeed again": nothing did
+    renewal_keeps_failing(failing_order(certificate("next time", 12)))
+    (next_outage,) = mail.outbox[1:]
+    assert next_outage.subject == "[trustview] Renewals keep failing: 1 certificate affected"
+
+
+def test_the_scheduler_running_again_is_told_after_the_mail_server_comes_back(recipients, monkeypatch):
+    assert alerts.scheduler_stopped(None, noticed_by="monitor") is True
+
+    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise ConnectionRefusedError("mail server down")
+
+    monkeypatch.setattr(alerts, "send", refuse)
+    assert alerts.scheduler_running() is False
+    monkeypatch.undo()
+    assert alerts.scheduler_running() is True and alerts.scheduler_running() is False
+    assert [m.subject for m in mail.outbox][1:] == ["[trustview] The scheduler runs again"]
+
+
 def test_renewal_failed_after_expiry_does_not_say_renew_now(recipients):
     expired = certificate("gone", -1)
     order = Order.objects.create(

@@ -245,6 +245,9 @@ WHITENOISE_USE_FINDERS = env.bool("TRUSTVIEW_STATIC_FROM_SOURCE", default=True)
 # E-mail: console by default; smtp://user:password@host:587 (or submission://) in production.
 vars().update(env.email_url("EMAIL_URL", default="consolemail://"))
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="trustview@localhost")
+# A mail server that stops answering must not hold a worker (and, while an outage is told, a row lock)
+# for ever: Django's default is no time-out at all.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 
 # Celery: Redis when REDIS_URL is set; otherwise a broker that needs no server (files under var/).
 REDIS_URL = env.str("REDIS_URL", default="")
