@@ -18,9 +18,11 @@ An alert counts as told when an e-mail was accepted or a channel message was que
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -85,6 +87,11 @@ def _notification_settings() -> NotificationSettings:
 
 def send(template: str, context: dict[str, Any], to: list[str]) -> None:
     """Render a subject/text/HTML triplet and send it. Raises on a mail server error."""
+    compose(template, context, to).send()
+
+
+def compose(template: str, context: dict[str, Any], to: list[str]) -> EmailMultiAlternatives:
+    """The e-mail of a subject/text/HTML triplet, rendered (reading the database) but not sent."""
     context = {"base_url": settings.TRUSTVIEW_BASE_URL.rstrip("/"), **context}
     with translation.override(settings.TRUSTVIEW_EMAIL_LANGUAGE):
         subject = _one_line(render_to_string(f"email/{template}_subject.txt", context))
@@ -95,7 +102,7 @@ def send(template: str, context: dict[str, Any], to: list[str]) -> None:
             to=to,
         )
         message.attach_alternative(render_to_string(f"email/{template}.html", context), "text/html")
-    message.send()
+    return message
 
 
 def _one_line(text: str) -> str:
@@ -111,6 +118,16 @@ def _send_quietly(template: str, context: dict[str, Any], to: list[str]) -> bool
         send(template, context, to)
     except OSError:  # smtplib's errors and refused connections alike
         log.exception("Could not send the %s e-mail", template)
+        return False
+    return True
+
+
+def _sent(message: EmailMultiAlternatives) -> bool:
+    """Send a rendered e-mail; True when the mail server took it (a refusal is logged)."""
+    try:
+        message.send()
+    except OSError:  # smtplib's errors and refused connections alike
+        log.exception("Could not send the e-mail %r", message.subject)
         return False
     return True
 
@@ -505,7 +522,7 @@ def renewals_recovered(now: dt.datetime | None = None) -> bool:
     """A renewal succeeded: close the open renewal outage, if there is one, and say so once, with where
     each affected certificate stands. Returns whether an outage was closed."""
 
-    def tell(incident: Incident) -> bool:
+    def tell(incident: Incident) -> Telling:
         entries: list[Entry] = []
         items: list[Item] = []
         for c in incident.certificates.order_by("not_after", "pk"):
@@ -525,7 +542,7 @@ def renewals_recovered(now: dt.datetime | None = None) -> bool:
                 ),
             ),
         )
-        return _email_or_queued("renewals_recovered", {"entries": entries, "incident": incident}, queued)
+        return Telling(queued, _composed("renewals_recovered", {"entries": entries, "incident": incident}))
 
     return _close_incident(IncidentKind.RENEWALS_FAILING, now or timezone.now(), tell)
 
@@ -546,14 +563,31 @@ def renewal_outage_over(now: dt.datetime | None = None) -> bool:
         return False  # still trying (failing, or waiting for the CA's answer)
     # Every order of the outage ended without a success (each failure was alerted on its own) or was
     # cancelled by a person: nothing to announce; close it so that the next outage is told again.
-    return _close_incident(IncidentKind.RENEWALS_FAILING, now or timezone.now(), lambda incident: True)
+    return _close_incident(IncidentKind.RENEWALS_FAILING, now or timezone.now(), lambda incident: Telling())
 
 
-def _close_incident(kind: IncidentKind, now: dt.datetime, tell: Callable[[Incident], bool]) -> bool:
-    """Close the open incident of this kind, if there is one, and tell a person: once, and not lost.
-    The closing is claimed in the same transaction that `tell` runs in (a second worker waits for it and
-    finds the incident closed), and is undone when `tell` says nobody heard, so the next sweep tries
-    again. Returns whether the incident was closed."""
+@dataclass
+class Telling:
+    """How a person hears of an incident's end: chat and webhook messages queued (in the database, sent
+    once it commits), and the e-mail, rendered (None: nobody is set to receive alerts, or nothing to say)."""
+
+    queued: int = 0
+    email: EmailMultiAlternatives | None = None
+
+
+def _composed(template: str, context: dict[str, Any]) -> EmailMultiAlternatives | None:
+    to = recipients()
+    return compose(template, context, to) if to else None
+
+
+def _close_incident(kind: IncidentKind, now: dt.datetime, tell: Callable[[Incident], Telling]) -> bool:
+    """Close the open incident of this kind, if there is one, and tell a person once, without losing it.
+
+    The closing, the chat messages and the rendering of the e-mail (which reads the database) happen in
+    one transaction: if the database fails on the way, nothing is closed and the next sweep tries again.
+    The e-mail is sent after the commit, since sending needs no database, so a database restarting then
+    can neither lose it nor have it sent twice. If the mail server refuses it and no chat message was
+    queued, nobody heard: the incident is opened again for the next sweep. Returns whether it was closed."""
     with transaction.atomic():
         incident = Incident.objects.filter(kind=kind, closed_at=None).first()
         if incident is None:
@@ -561,20 +595,13 @@ def _close_incident(kind: IncidentKind, now: dt.datetime, tell: Callable[[Incide
         if not Incident.objects.filter(pk=incident.pk, closed_at=None).update(closed_at=now):
             return False  # another worker closed it
         incident.closed_at = now
-        if tell(incident):
-            return True
-        transaction.set_rollback(True)
-        return False
-
-
-def _email_or_queued(template: str, context: dict[str, Any], queued: int) -> bool:
-    """E-mail the alert recipients; True when someone hears of it: the mail server took the e-mail, a
-    chat or webhook message was queued, or nobody is set to receive alerts (then there is nobody to
-    wait for)."""
-    to = recipients()
-    if not to:
+        telling = tell(incident)
+    if telling.email is None or _sent(telling.email) or telling.queued:
         return True
-    return _send_quietly(template, context, to) or queued > 0
+    # Unless a new incident of this kind has opened since: that one will be told, and closed, in its turn.
+    with contextlib.suppress(IntegrityError):
+        Incident.objects.filter(pk=incident.pk, closed_at=now).update(closed_at=None)
+    return False
 
 
 def _recovery_note(renewed: bool, open_renewal: Order | None) -> str:
@@ -643,7 +670,7 @@ def scheduler_stopped(
 def scheduler_running(now: dt.datetime | None = None) -> bool:
     """The sweep runs: close the scheduler outage, if one is open, and say so once."""
 
-    def tell(incident: Incident) -> bool:
+    def tell(incident: Incident) -> Telling:
         queued = channels.notify_portal(
             "scheduler_running",
             "good",
@@ -652,7 +679,7 @@ def scheduler_running(now: dt.datetime | None = None) -> bool:
                 gettext_noop("The renewal sweep runs again: renewals and alerts have resumed."),
             ),
         )
-        return _email_or_queued("scheduler_running", {"incident": incident}, queued)
+        return Telling(queued, _composed("scheduler_running", {"incident": incident}))
 
     return _close_incident(IncidentKind.SCHEDULER_STOPPED, now or timezone.now(), tell)
 

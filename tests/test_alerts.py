@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import email
 from email import policy
@@ -31,7 +32,7 @@ from certificates.revocation import check_all
 from certificates.services import import_certificate_file, set_contacts
 
 from . import pki
-from .support.processes import running_smtp_server
+from .support.processes import free_port, running_smtp_server
 
 pytestmark = pytest.mark.django_db
 NOW = timezone.now()
@@ -428,19 +429,24 @@ def test_a_renewal_whose_closing_of_the_outage_was_lost_is_announced_by_the_next
     assert not Incident.objects.filter(closed_at=None).exists()
 
 
+@contextlib.contextmanager
+def mail_server_down(settings):  # type: ignore[no-untyped-def]
+    """Django's SMTP backend, pointed at a loopback port where nothing listens."""
+    backend = settings.EMAIL_BACKEND
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()
+    yield
+    settings.EMAIL_BACKEND = backend
+
+
 def test_when_the_mail_server_fails_the_outage_stays_open_and_the_next_sweep_says_it_is_over(
-    recipients, monkeypatch
+    recipients, settings
 ):
     order = failing_order(certificate("told later", 10))
     renewal_keeps_failing(order)
-
-    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
-        raise ConnectionRefusedError("mail server down")
-
-    monkeypatch.setattr(alerts, "send", refuse)
-    assert renewals_recovered() is False
-    assert Incident.objects.get().closed_at is None  # nobody heard: not closed
-    monkeypatch.undo()
+    with mail_server_down(settings):
+        assert renewals_recovered() is False
+    assert Incident.objects.get().closed_at is None  # nobody heard: open again
     Order.objects.filter(pk=order.pk).update(state=OrderState.ISSUED, completed_at=timezone.now())
     alerts.after_sweep()
     assert [m.subject for m in mail.outbox][1:] == ["[trustview] Renewals succeed again"]
@@ -459,15 +465,10 @@ def test_an_outage_whose_orders_all_ended_without_a_success_closes_quietly_so_th
     assert next_outage.subject == "[trustview] Renewals keep failing: 1 certificate affected"
 
 
-def test_the_scheduler_running_again_is_told_after_the_mail_server_comes_back(recipients, monkeypatch):
+def test_the_scheduler_running_again_is_told_after_the_mail_server_comes_back(recipients, settings):
     assert alerts.scheduler_stopped(None, noticed_by="monitor") is True
-
-    def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
-        raise ConnectionRefusedError("mail server down")
-
-    monkeypatch.setattr(alerts, "send", refuse)
-    assert alerts.scheduler_running() is False
-    monkeypatch.undo()
+    with mail_server_down(settings):
+        assert alerts.scheduler_running() is False
     assert alerts.scheduler_running() is True and alerts.scheduler_running() is False
     assert [m.subject for m in mail.outbox][1:] == ["[trustview] The scheduler runs again"]
 
