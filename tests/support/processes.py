@@ -632,8 +632,9 @@ def restartable_postgres() -> Iterator[tuple[str, Callable[[], None]]]:
 def postgres_database() -> Iterator[str]:
     """A fresh PostgreSQL database for a portal's processes; yields its URL.
 
-    On the PostgreSQL run of `make test` it is a new, empty database on that run's cluster; otherwise a
-    throw-away cluster is started for it, a copy of a migrated one (`migrate` knows it has nothing to do).
+    On the PostgreSQL run of `make test` it is a new database on that run's cluster, a copy of the run's
+    migrated database; otherwise a throw-away cluster is started for it, a copy of a migrated one. Either
+    way `migrate` knows it has nothing to do.
     """
     run_url = os.environ.get("DATABASE_URL", "")
     if not run_url.startswith(("postgres://", "postgresql://")):
@@ -649,11 +650,17 @@ def postgres_database() -> Iterator[str]:
     parts = urlsplit(run_url)
     name = f"trustview_portal_{secrets.token_hex(4)}"
     maintenance = urlunsplit(parts._replace(path="/postgres"))
+    migrated = os.environ.get(MIGRATED_DATABASE_URL) == run_url
+    template = f' TEMPLATE "{parts.path.lstrip("/")}"' if migrated else ""
     with psycopg.connect(maintenance, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
+        connection.execute(f'CREATE DATABASE "{name}"{template}')
+    url = urlunsplit(parts._replace(path=f"/{name}"))
+    if migrated:
+        _MIGRATED.add(url)
     try:
-        yield urlunsplit(parts._replace(path=f"/{name}"))
+        yield url
     finally:
+        _MIGRATED.discard(url)
         with psycopg.connect(maintenance, autocommit=True) as connection:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
@@ -750,6 +757,9 @@ def portal_env(var_dir: Path, simulator: Simulator, **extra: str) -> dict[str, s
 
 # Databases that are fresh copies of a migrated template (their URLs): `migrate` has nothing to do there.
 _MIGRATED: set[str] = set()
+# Set by `main` for the command it runs: the URL of its database, a copy of the migrated template, which a
+# test database or a portal's database may copy in turn (tests/conftest.py, `postgres_database`).
+MIGRATED_DATABASE_URL = "TRUSTVIEW_TEST_MIGRATED_DATABASE_URL"
 
 
 def _code_version() -> str:
@@ -788,7 +798,7 @@ def _remove_stale_templates(directory: Path, pattern: str) -> None:
                 old.unlink(missing_ok=True)
 
 
-def _migrated_template() -> Path:
+def migrated_sqlite_template() -> Path:
     """An SQLite database that `manage.py migrate` has brought up to date, made once per version of the
     portal's code (shared by pytest-xdist's workers and by runs at the same time, under a lock).
 
@@ -817,7 +827,7 @@ def migrate(env: dict[str, str]) -> None:
     templates were made by this command on this code, so running it again would only cost a Python start."""
     url = env["DATABASE_URL"]
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite://")).exists():
-        shutil.copyfile(_migrated_template(), url.removeprefix("sqlite://"))
+        shutil.copyfile(migrated_sqlite_template(), url.removeprefix("sqlite://"))
         return
     if url in _MIGRATED:
         return
@@ -897,7 +907,12 @@ def main(argv: list[str]) -> int:
     with postgres_cluster() as database_url, redis_process() as redis_url:
         where = database_url.rsplit("@", 1)[1]  # no password in the output
         print(f"tests.support.processes: PostgreSQL at {where}, Redis at {redis_url}", flush=True)
-        env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url}
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            MIGRATED_DATABASE_URL: database_url,
+            "REDIS_URL": redis_url,
+        }
         env.pop("CELERY_BROKER_URL", None)
         return subprocess.run(command, env=env, check=False).returncode
 
