@@ -20,7 +20,9 @@ from typing import Any, NoReturn
 from mitid.simulator.problems import CONTRACT_CODES
 from mitid.simulator.state import (
     CERTIFICATE_TYPES,
+    DEFAULT_PIN_COST,
     ENVIRONMENTS,
+    PIN_COSTS,
     Store,
     format_pin,
     format_reference_number,
@@ -181,6 +183,18 @@ def build_parser() -> argparse.ArgumentParser:
     delay = commands.add_parser("set-renewal-delay", parents=[state], help="time a renewal stays in progress")
     delay.add_argument("--seconds", type=_non_negative_float, required=True)
 
+    pin_cost = commands.add_parser(
+        "set-pin-cost", parents=[state], help="scrypt work factor for the PINs of new profiles"
+    )
+    pin_cost.add_argument(
+        "--cost",
+        type=int,
+        choices=PIN_COSTS,
+        metavar=f"{PIN_COSTS[0]}-{PIN_COSTS[-1]}",
+        required=True,
+        help=f"log2 of scrypt's N (default {DEFAULT_PIN_COST}: about 50 ms a PIN; a step doubles or halves)",
+    )
+
     clock = commands.add_parser(
         "set-clock", parents=[state], help="move the simulator's clock (tests: certificates issued earlier)"
     )
@@ -277,6 +291,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with store.write() as conn:
             store.set_setting(conn, "renewal_delay_seconds", repr(args.seconds))
         return {"renewal_delay_seconds": args.seconds}
+    if command == "set-pin-cost":
+        with store.write() as conn:
+            store.set_setting(conn, "pin_cost", str(args.cost))
+        return {"pin_cost": args.cost}
     if command == "set-clock":
         with store.write() as conn:
             store.set_setting(conn, "clock_offset_seconds", repr(args.offset) if args.offset else None)

@@ -32,6 +32,11 @@ DEFAULT_STATE_DIR = Path("var") / "simulator"
 
 DEFAULT_RENEWAL_DELAY_SECONDS = 5.0
 MAX_PIN_ATTEMPTS = 5
+# scrypt's work factor for PINs, as log2 of its N: 14 costs about 50 ms of CPU a PIN (at creation and at
+# each check). `set-pin-cost` changes it for profiles created from then on; a test suite that issues
+# hundreds of certificates lowers it, as Django test suites lower their password hasher's.
+DEFAULT_PIN_COST = 14
+PIN_COSTS = range(10, 21)
 # Idempotency keys are kept at least 24 hours (contract); a week leaves room for slow retries.
 IDEMPOTENCY_RETENTION_SECONDS = 7 * 24 * 3600
 
@@ -180,13 +185,19 @@ def format_pin(pin: str) -> str:
     return f"{pin[:4]}-{pin[4:]}"
 
 
-def hash_pin(pin: str, salt: bytes) -> bytes:
-    """scrypt, so a copied database does not give away PINs that are still unused."""
-    return hashlib.scrypt(normalise_code(pin).encode("utf-8"), salt=salt, n=2**14, r=8, p=1, dklen=32)
+def hash_pin(pin: str, salt: bytes, cost: int = DEFAULT_PIN_COST) -> bytes:
+    """scrypt, so a copied database does not give away PINs that are still unused. The first byte says
+    the cost, so a PIN still matches after the operator has changed the cost for new profiles."""
+    digest = hashlib.scrypt(normalise_code(pin).encode("utf-8"), salt=salt, n=2**cost, r=8, p=1, dklen=32)
+    return bytes([cost]) + digest
 
 
 def pin_matches(pin: str, salt: bytes, expected: bytes) -> bool:
-    return hmac.compare_digest(hash_pin(pin, salt), expected)
+    # 32 bytes: a digest stored before the cost was (always DEFAULT_PIN_COST then).
+    cost, digest = (DEFAULT_PIN_COST, expected) if len(expected) == 32 else (expected[0], expected[1:])
+    if cost not in PIN_COSTS:
+        return False
+    return hmac.compare_digest(hash_pin(pin, salt, cost)[1:], digest)
 
 
 @dataclass(frozen=True)
@@ -307,6 +318,10 @@ class Store:
         value = self.get_setting(conn, "validity_minutes")
         return None if value is None else float(value)
 
+    def pin_cost(self, conn: sqlite3.Connection) -> int:
+        value = self.get_setting(conn, "pin_cost")
+        return DEFAULT_PIN_COST if value is None else int(value)
+
     def renewal_delay_seconds(self, conn: sqlite3.Connection) -> float:
         value = self.get_setting(conn, "renewal_delay_seconds")
         return DEFAULT_RENEWAL_DELAY_SECONDS if value is None else float(value)
@@ -372,7 +387,7 @@ class Store:
                 name,
                 organisation_name,
                 salt,
-                hash_pin(pin, salt),
+                hash_pin(pin, salt, self.pin_cost(conn)),
                 rfc3339(self.now(conn)),
             ),
         )
@@ -562,6 +577,7 @@ class Store:
                 "validity": "3 years" if minutes is None else f"{minutes:g} minutes",
                 "validity_minutes": minutes,
                 "renewal_delay_seconds": self.renewal_delay_seconds(conn),
+                "pin_cost": self.pin_cost(conn),
                 "clock_offset_seconds": self.clock_offset_seconds(conn),
                 "renewal_enabled_cvrs": [
                     str(row["cvr"]) for row in conn.execute("SELECT cvr FROM renewal_enabled ORDER BY cvr")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sqlite3
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,6 +14,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
+
+from mitid.simulator.state import DEFAULT_PIN_COST, hash_pin, pin_matches
 
 from ..support.openssl import openssl
 from ..support.processes import Issued, Simulator, unpack
@@ -185,6 +189,28 @@ def test_wrong_pins_count_down_then_lock_the_profile(sim: Simulator) -> None:
     problem(sim.post("/test/v1/certificates", issue_body(profile, wrong)), "pin_locked", 423)
     # Locked means locked: the right PIN does not help any more.
     problem(sim.post("/test/v1/certificates", issue_body(profile)), "pin_locked", 423)
+
+
+def test_pins_match_whatever_cost_they_were_hashed_at(sim: Simulator) -> None:
+    # The suite's simulators hash PINs at the lowest cost (fresh_state); this one goes back to the default
+    # for one profile, then lowers it again: both PINs still issue, and a wrong PIN is still refused.
+    sim.cli("set-pin-cost", "--cost", str(DEFAULT_PIN_COST))
+    at_default = sim.create_profile()
+    sim.cli("set-pin-cost", "--cost", "10")
+    cheap = sim.create_profile()
+    assert sim.cli("status")["settings"]["pin_cost"] == 10
+    with contextlib.closing(sqlite3.connect(sim.state_dir / "simulator.sqlite3")) as connection:
+        stored = dict(connection.execute("SELECT reference, pin_hash FROM profiles"))
+    assert stored[at_default["reference_number"].replace(" ", "")][0] == DEFAULT_PIN_COST
+    assert stored[cheap["reference_number"].replace(" ", "")][0] == 10
+    wrong = "AAAA-AAAA" if at_default["pin"] != "AAAA-AAAA" else "BBBB-BBBB"
+    problem(sim.post("/test/v1/certificates", issue_body(at_default, wrong)), "invalid_pin", 422)
+    for profile in (at_default, cheap):
+        assert sim.post("/test/v1/certificates", issue_body(profile)).status_code == 201
+    # A digest stored before the cost was (32 bytes, the default cost) still matches.
+    salt = b"s" * 16
+    assert pin_matches("ABCD-EFGH", salt, hash_pin("ABCD-EFGH", salt)[1:])
+    assert not pin_matches("ABCD-EFGA", salt, hash_pin("ABCD-EFGH", salt)[1:])
 
 
 def test_unknown_reference(sim: Simulator) -> None:

@@ -45,6 +45,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from mitid.simulator.state import PIN_COSTS
 from trustview.run import WORKER_OPTIONS
 
 from .openssl import der_to_pem
@@ -233,6 +234,9 @@ def fresh_state(seed: Path, directory: Path) -> Path:
     state.mkdir(parents=True)
     for part in ("ca", "tls", "key-pool"):
         shutil.copytree(seed / part, state / part)
+    # The cheapest PIN hashing the simulator offers (1 ms instead of 50 ms): the suite makes a few hundred
+    # profiles, and checks each PIN at least once. tests/simulator/test_pins.py uses the default.
+    operate(state, "set-pin-cost", "--cost", str(PIN_COSTS[0]))
     return state
 
 
