@@ -105,13 +105,13 @@ def test_worker_and_beat_renew_a_certificate_on_postgresql_and_redis(simulator: 
             assert len(renewed_from(database_url)) == 1  # exactly one renewal, whichever worker woke first
 
             # Ready: PostgreSQL answers and Redis accepts connections; and beat's sweeps run on a worker.
-            ready = requests.get(portal.url + "/readyz", timeout=10)
+            ready = requests.get(portal.url + "/readyz", timeout=30)
             assert ready.status_code == 200, ready.text
             assert {name: check["ok"] for name, check in ready.json()["checks"].items()} == {
                 "database": True,
                 "broker": True,
             }
-            scheduler = requests.get(portal.url + "/scheduler", timeout=10)
+            scheduler = requests.get(portal.url + "/scheduler", timeout=30)
             assert scheduler.status_code == 200, scheduler.text
             assert scheduler.json()["sweep"]["last_success"], scheduler.text
             # Beat's container health check, run as docker-compose.yml runs it.
