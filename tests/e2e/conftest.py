@@ -15,6 +15,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,6 +48,7 @@ def portal(tmp_path_factory: pytest.TempPathFactory, simulator: Simulator) -> It
     """Web, worker and beat on the embedded broker, as `make run` starts them, with their own state."""
     var_dir = tmp_path_factory.mktemp("portal-var")
     with running_portal(var_dir, simulator, ADMIN) as running:
+        _logged_in.clear()  # a session of another portal means nothing here
         yield Portal(running.url, var_dir, running)
 
 
@@ -75,7 +77,19 @@ def page(browser, portal: Portal):  # type: ignore[no-untyped-def]
     context.close()
 
 
+# The administrator's session cookies after the first journey's login, for the journeys after it.
+_logged_in: list[Any] = []
+
+
 def log_in(page) -> None:  # type: ignore[no-untyped-def]
+    """Log in as the administrator: through the login page the first time; later journeys start in that
+    session, as a person who stays logged in does (each login is a deliberately slow password hash, over
+    half a second of the portal's CPU). test_the_browser_language_is_used_until_the_user_chooses logs in
+    through the page in Danish."""
+    if _logged_in:
+        page.context.add_cookies(_logged_in)
+        page.goto("/")  # where the login page leads
+        return
     page.goto("/accounts/login/")
     page.get_by_label("Username").fill(ADMIN[0])
     page.get_by_label("Password").fill(ADMIN[1])
@@ -85,6 +99,8 @@ def log_in(page) -> None:  # type: ignore[no-untyped-def]
     # each login (test_more_journeys shows it); the journeys skip it.
     if page.get_by_role("heading", name="Where should alerts go?").is_visible():
         page.get_by_role("button", name="Skip for now").click()
+        page.wait_for_load_state()
+    _logged_in.extend(page.context.cookies())
 
 
 def screenshot(page, name: str) -> None:  # type: ignore[no-untyped-def]
