@@ -463,17 +463,28 @@ def renewal_keeps_failing(order: Order) -> None:
     is one outage: the first opens an incident and e-mails once, listing every certificate whose renewal
     is failing then; later ones join it quietly. `renewals_recovered` closes it."""
     now = timezone.now()
-    incident, opened = _open_incident(IncidentKind.RENEWALS_FAILING, now)
-    affected = [order.certificate]
-    if opened:
-        affected += list(
-            Certificate.objects.filter(
-                orders__kind=OrderKind.RENEW, orders__state__in=OPEN_ORDER_STATES, orders__attempts__gt=0
-            )
-            .exclude(pk=order.certificate_id)
-            .distinct()
-        )
-    incident.certificates.add(*affected)
+
+    def failing_now() -> list[Certificate]:
+        others = Certificate.objects.filter(
+            orders__kind=OrderKind.RENEW, orders__state__in=OPEN_ORDER_STATES, orders__attempts__gt=0
+        ).exclude(pk=order.certificate_id)
+        return [order.certificate, *others.distinct()]
+
+    for _attempt in range(3):
+        incident, opened = _open_incident(IncidentKind.RENEWALS_FAILING, now, failing_now)
+        if opened:
+            affected = list(incident.certificates.all())
+            break
+        # Join it under its row's lock, which `_close_incident` takes too: an outage is never closed
+        # just as a new failure joins it (the failure would then be told by nobody).
+        with transaction.atomic():
+            if Incident.objects.select_for_update().filter(pk=incident.pk, closed_at=None).exists():
+                incident.certificates.add(order.certificate)
+                affected = [order.certificate]
+                break
+        # Closed a moment ago: this failure opens the next outage.
+    else:  # pragma: no cover - three outages closing in a row
+        raise RuntimeError("Could not open or join the renewal outage")
     record_event(
         order.certificate,
         EventKind.ALERT_SENT,
@@ -561,9 +572,15 @@ def renewal_outage_over(now: dt.datetime | None = None) -> bool:
         return renewals_recovered(now)
     if orders.open().exists():
         return False  # still trying (failing, or waiting for the CA's answer)
+
+    def still_over(incident: Incident) -> Telling | None:
+        # Asked again under the incident's lock: a failure may have joined since the look above.
+        joined = Order.objects.filter(certificate__incidents=incident, kind=OrderKind.RENEW).open()
+        return None if joined.exists() else Telling()
+
     # Every order of the outage ended without a success (each failure was alerted on its own) or was
     # cancelled by a person: nothing to announce; close it so that the next outage is told again.
-    return _close_incident(IncidentKind.RENEWALS_FAILING, now or timezone.now(), lambda incident: Telling())
+    return _close_incident(IncidentKind.RENEWALS_FAILING, now or timezone.now(), still_over)
 
 
 @dataclass
@@ -580,22 +597,28 @@ def _composed(template: str, context: dict[str, Any]) -> EmailMultiAlternatives 
     return compose(template, context, to) if to else None
 
 
-def _close_incident(kind: IncidentKind, now: dt.datetime, tell: Callable[[Incident], Telling]) -> bool:
+def _close_incident(kind: IncidentKind, now: dt.datetime, tell: Callable[[Incident], Telling | None]) -> bool:
     """Close the open incident of this kind, if there is one, and tell a person once, without losing it.
 
     The closing, the chat messages and the rendering of the e-mail (which reads the database) happen in
     one transaction: if the database fails on the way, nothing is closed and the next sweep tries again.
     The e-mail is sent after the commit, since sending needs no database, so a database restarting then
     can neither lose it nor have it sent twice. If the mail server refuses it and no chat message was
-    queued, nobody heard: the incident is opened again for the next sweep. Returns whether it was closed."""
+    queued, nobody heard: the incident is opened again for the next sweep. `tell` returns None when, asked
+    under the incident's lock, the incident is not over after all: then nothing changes. Returns whether
+    it was closed."""
     with transaction.atomic():
         incident = Incident.objects.filter(kind=kind, closed_at=None).first()
         if incident is None:
             return False
+        # The claim, and the row's lock until the commit (joining an incident takes it too).
         if not Incident.objects.filter(pk=incident.pk, closed_at=None).update(closed_at=now):
             return False  # another worker closed it
         incident.closed_at = now
         telling = tell(incident)
+        if telling is None:
+            transaction.set_rollback(True)
+            return False
     if telling.email is None or _sent(telling.email) or telling.queued:
         return True
     # Unless a new incident of this kind has opened since: that one will be told, and closed, in its turn.
@@ -610,16 +633,22 @@ def _recovery_note(renewed: bool, open_renewal: Order | None) -> str:
     return gettext_noop("renewal in progress") if open_renewal else ""
 
 
-def _open_incident(kind: IncidentKind, now: dt.datetime) -> tuple[Incident, bool]:
-    """The open incident of this kind, or a new one; True when this call opened it. The database allows
-    one open incident per kind, so two workers noticing the same outage at once join one incident."""
+def _open_incident(
+    kind: IncidentKind, now: dt.datetime, members: Callable[[], list[Certificate]] = list
+) -> tuple[Incident, bool]:
+    """The open incident of this kind, or a new one with the certificates `members` gives; True when this
+    call opened it. The database allows one open incident per kind, so two workers noticing the same
+    outage at once join one incident. A new incident and its certificates are written together: the
+    sweep's `renewal_outage_over` must never see one without its certificates (it would close it)."""
     for _attempt in range(3):
         existing = Incident.objects.filter(kind=kind, closed_at=None).first()
         if existing is not None:
             return existing, False
         try:
             with transaction.atomic():
-                return Incident.objects.create(kind=kind, opened_at=now), True
+                incident = Incident.objects.create(kind=kind, opened_at=now)
+                incident.certificates.add(*members())
+                return incident, True
         except IntegrityError:
             continue  # opened by someone else a moment ago
     raise RuntimeError("Could not open or find the incident")  # pragma: no cover
