@@ -465,6 +465,24 @@ def test_an_outage_whose_orders_all_ended_without_a_success_closes_quietly_so_th
     assert next_outage.subject == "[trustview] Renewals keep failing: 1 certificate affected"
 
 
+def test_a_failure_that_joins_the_outage_as_the_sweep_closes_it_keeps_it_open(recipients, monkeypatch):
+    ended = failing_order(certificate("ended", 10))
+    renewal_keeps_failing(ended)
+    Order.objects.filter(pk=ended.pk).update(state=OrderState.FAILED, completed_at=timezone.now())
+    late = failing_order(certificate("late", 11))
+    close = alerts._close_incident
+
+    def join_first(*args):  # type: ignore[no-untyped-def]
+        renewal_keeps_failing(late)  # between the sweep's look at the orders and its closing
+        return close(*args)
+
+    monkeypatch.setattr(alerts, "_close_incident", join_first)
+    assert alerts.renewal_outage_over() is False
+    incident = Incident.objects.get()
+    assert incident.closed_at is None and incident.certificates.filter(subject_cn="late").exists()
+    assert len(mail.outbox) == 1  # the late failure is part of the outage already told
+
+
 def test_the_scheduler_running_again_is_told_after_the_mail_server_comes_back(recipients, settings):
     assert alerts.scheduler_stopped(None, noticed_by="monitor") is True
     with mail_server_down(settings):
