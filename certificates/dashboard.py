@@ -50,7 +50,7 @@ def expiry_chart(
     organisations: QuerySet[Organization] | None = None,
 ) -> dict[str, Any]:
     """Current certificates expiring per month (local time) for the next twelve months, laid out as bars
-    (two queries: see CertificateQuerySet.count_by_expiry; arguments as for `counts`)."""
+    (one statement: see CertificateQuerySet.count_by_expiry; arguments as for `counts`)."""
     return counts_and_chart(now, certificates, organisations)[1]
 
 
@@ -62,7 +62,7 @@ def counts_and_chart(
     width: int = 720,
     height: int = 160,
 ) -> tuple[dict[str, int], dict[str, Any]]:
-    """`counts` and `expiry_chart` from the same two queries of the tally and the certificates."""
+    """`counts` and `expiry_chart` from the same statement of the tally and the certificates."""
     start = timezone.localtime(now).date().replace(day=1)
     month_starts = [_add_months(start, i) for i in range(months + 1)]
     bounds = [timezone.make_aware(dt.datetime.combine(day, dt.time.min)) for day in month_starts]

@@ -367,30 +367,39 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
     def count_by_expiry(
         self, windows: dict[str, ExpiryWindow], organisations: models.QuerySet[Organization] | None = None
     ) -> dict[str, int]:
-        """How many certificates fall in each window (a state and a range of not_after), in two queries
-        whatever the inventory size: the whole UTC days inside the windows are summed from ExpiryTally
-        (rows per day, for every certificate or per organisation); only the parts of days at a window's
-        edges, and the few certificates not yet valid, are counted from the certificates (index ranges
-        of at most a day). `self` and `organisations` must describe the same certificates (see
-        `tallied_state_counts`)."""
+        """How many certificates fall in each window (a state and a range of not_after), in one statement
+        of scalar subqueries whatever the inventory size: the whole UTC days inside the windows are summed
+        from ExpiryTally (rows per day, for every certificate or per organisation); the parts of days at a
+        window's edges are each counted as an index range of at most a day of `cert_state_expiry_idx`
+        (state, not_after, organisation: read in the index only, not from the table), and the few
+        certificates not yet valid through `cert_not_before_idx`. `self` and `organisations` must describe
+        the same certificates (see `tallied_state_counts`)."""
         # The conditions are written as SQL here (parameters only): as Q objects, the two dozen windows
         # of a dashboard took Django longer to compile than the database took to answer.
+        counts = dict.fromkeys(windows, 0)
+        if self.query.is_empty() or (organisations is not None and organisations.query.is_empty()):
+            return counts
         ops = connection.ops
         table = ops.quote_name(Certificate._meta.db_table)
-        tally = ExpiryTally.objects.all()
+        tally_table = ops.quote_name(ExpiryTally._meta.db_table)
         if organisations is None:
-            tally = tally.filter(scope=ExpiryTally.EVERY_CERTIFICATE)
+            scope_sql, scope_params = "scope = %s", [ExpiryTally.EVERY_CERTIFICATE]
         else:
-            tally = tally.filter(scope__in=organisations.values("pk"))
-        sums: dict[str, models.Sum] = {}
-        edge_sums: dict[str, models.Sum] = {}
-        signs: dict[str, tuple[str, int]] = {}  # each edge sum: the window it corrects, and how
-        wanted: list[str] = []
-        wanted_params: list[Any] = []
+            inner, inner_params = organisations.order_by().values("pk").query.sql_with_params()
+            scope_sql, scope_params = f"scope IN ({inner})", list(inner_params)
+        parts: dict[tuple[str, tuple[Any, ...]], int] = {}  # each scalar subquery once: its column
+        uses: list[tuple[str, int, int]] = []  # (window, column, sign)
 
-        def count_if(condition: str, params: list[Any], what: str = "1") -> models.Sum:
-            case = RawSQL(f"CASE WHEN {condition} THEN {what} ELSE 0 END", params)  # noqa: S611
-            return models.Sum(case, output_field=models.IntegerField())
+        def column(sql: str, params: list[Any]) -> int:
+            return parts.setdefault((sql, tuple(params)), len(parts))
+
+        def edge_count(condition: str, params: list[Any]) -> int:
+            # Only indexed columns are selected, so PostgreSQL can count in the index alone.
+            where = RawSQL(condition, params, output_field=models.BooleanField())  # noqa: S611
+            inner, inner_params = (
+                self.filter(where).order_by().values("state", "not_after").query.sql_with_params()
+            )
+            return column(f"SELECT COUNT(*) FROM ({inner}) edge", list(inner_params))  # noqa: S608
 
         def after_range(start: dt.datetime | None, end: dt.datetime | None) -> tuple[str, list[Any]]:
             sql, params = [], []
@@ -405,37 +414,32 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         for name, window in windows.items():
             days, edges = _whole_days(window.start, window.end)
             if days is not None:
-                conditions, params = ["state = %s"], list[Any]([window.state])
-                for column, day in (("day >= %s", days[0]), ("day < %s", days[1])):
+                conditions, params = [scope_sql, "state = %s"], [*scope_params, window.state]
+                for condition, day in (("day >= %s", days[0]), ("day < %s", days[1])):
                     if day is not None:
-                        conditions.append(column)
+                        conditions.append(condition)
                         params.append(ops.adapt_datefield_value(day))
-                sums[name] = count_if(" AND ".join(conditions), params, "certificates")
-            state: tuple[str, list[Any]] = (f"{table}.state = %s", [window.state])
-            for index, (start, end) in enumerate(edges):
+                where = " AND ".join(conditions)
+                sql = f"SELECT COALESCE(SUM(certificates), 0) FROM {tally_table} WHERE {where}"  # noqa: S608
+                uses.append((name, column(sql, params), 1))
+            for start, end in edges:
                 sql, params = after_range(start, end)
-                condition, condition_params = f"{state[0]} AND {sql}", state[1] + params
-                edge_sums[f"{name}_edge{index}"] = count_if(condition, condition_params)
-                signs[f"{name}_edge{index}"] = (name, 1)
-                wanted.append(f"({condition})")
-                wanted_params += condition_params
+                uses.append((name, edge_count(f"{table}.state = %s AND {sql}", [window.state, *params]), 1))
             if window.started_by is not None:
                 sql, params = after_range(window.start, window.end)
-                condition = f"{state[0]} AND {table}.not_before > %s AND {sql}"
-                condition_params = [*state[1], ops.adapt_datetimefield_value(window.started_by), *params]
-                edge_sums[f"{name}_not_started"] = count_if(condition, condition_params)
-                signs[f"{name}_not_started"] = (name, -1)
-                wanted.append(f"({condition})")
-                wanted_params += condition_params
-        summed = tally.aggregate(**sums) if sums else {}
-        corrections: dict[str, Any] = {}
-        if wanted:
-            where = RawSQL(" OR ".join(wanted), wanted_params, output_field=models.BooleanField())  # noqa: S611
-            corrections = self.filter(where).aggregate(**edge_sums)
-        counts = {name: summed.get(name) or 0 for name in windows}
-        for alias, value in corrections.items():
-            name, sign = signs[alias]
-            counts[name] += sign * (value or 0)
+                condition = f"{table}.state = %s AND {table}.not_before > %s AND {sql}"
+                started_by = ops.adapt_datetimefield_value(window.started_by)
+                uses.append((name, edge_count(condition, [window.state, started_by, *params]), -1))
+        if not parts:
+            return counts
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT " + ", ".join(f"({sql})" for sql, _ in parts),
+                [param for _, params in parts for param in params],
+            )
+            found = cursor.fetchone()
+        for name, index, sign in uses:
+            counts[name] += sign * int(found[index] or 0)
         return counts
 
     def search(self, text: str) -> CertificateQuerySet:
@@ -843,7 +847,9 @@ class Certificate(models.Model):
     class Meta:
         ordering = ["not_after", "id"]
         indexes = [
-            models.Index(fields=["state", "not_after"], name="cert_state_expiry_idx"),
+            # With the organisation, so the dashboard counts the edges of its windows in the index alone,
+            # for every certificate or an organisation limit (count_by_expiry).
+            models.Index(fields=["state", "not_after", "organization"], name="cert_state_expiry_idx"),
             # Active certificates by when they are due: "needs attention" finds the unexpired ones due
             # for renewal here (lapsed ones are read in the index only, as not_after rides along).
             models.Index(

@@ -13,8 +13,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from certificates.dashboard import attention, counts, expiry_chart
-from certificates.models import Certificate, ExpiryTally
+from certificates.dashboard import attention, counts, counts_and_chart, expiry_chart
+from certificates.models import Certificate, ExpiryTally, Organization
 
 from .test_performance_indexes import _forced_index_plan, make_large_inventory
 
@@ -24,9 +24,11 @@ pytestmark = [
 ]
 
 
-def plans(run: Callable[[], Any]) -> list[tuple[str, str]]:
+def plans(run: Callable[[], Any], bitmaps: bool = True) -> list[tuple[str, str]]:
     """The SQL of every SELECT `run` makes, each with its plan when sequential scans are made
-    prohibitively dear: a sequential scan left in such a plan is one no index can replace."""
+    prohibitively dear: a sequential scan left in such a plan is one no index can replace. Without
+    `bitmaps`, bitmap scans too: an index scan is then an index-only scan wherever the index holds every
+    column the query reads."""
     captured: list[tuple[str, Any]] = []
 
     def capture(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
@@ -38,6 +40,8 @@ def plans(run: Callable[[], Any]) -> list[tuple[str, str]]:
     found = []
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")  # ends with the test's transaction
+        if not bitmaps:
+            cursor.execute("SET LOCAL enable_bitmapscan = off")
         for sql, params in captured:
             if sql.lstrip().upper().startswith("SELECT"):
                 cursor.execute("EXPLAIN " + sql, params)
@@ -67,6 +71,34 @@ def test_the_cards_chart_and_attention_read_the_certificates_and_the_tally_throu
     # The tally by scope; the edges of the windows, the not yet valid, and the kinds of urgency.
     for index in ("tally_scope_day_idx", "cert_state_expiry_idx", "cert_not_before_idx"):
         assert index in used, index
+
+
+@pytest.mark.parametrize("limited", [False, True], ids=["everyone", "organisation limit"])
+def test_the_edges_of_the_windows_are_counted_in_the_expiry_index_alone(limited):
+    """The cards and the chart are one statement; the parts of days at the windows' edges (about a
+    day of certificates each, 4,000-5,000 at a million) are counted in `cert_state_expiry_idx` alone,
+    never read from the table, and only the few certificates not yet valid are read from it."""
+    make_large_inventory(3000)
+    Organization.objects.create(cvr="55667788", name="Anden A/S")
+    ExpiryTally.settle()
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE certificates_expirytally")
+        cursor.execute("ANALYZE certificates_certificate")
+    now = timezone.now()
+    organisations = Organization.objects.filter(cvr="11223344") if limited else None
+    certificates = Certificate.objects.all()
+    if organisations is not None:
+        certificates = certificates.filter(organization__in=organisations)
+
+    ((sql, plan),) = plans(lambda: counts_and_chart(now, certificates, organisations), bitmaps=False)[:1]
+    assert "certificates_expirytally" in sql, sql
+    scans = [line.strip(" ->") for line in plan.splitlines() if " on certificates_certificate " in line]
+    edges = [scan for scan in scans if scan.startswith("Index Only Scan using cert_state_expiry_idx")]
+    not_started = [scan for scan in scans if scan.startswith("Index Scan using cert_not_before_idx")]
+    # Five cards and twelve months: at least two dozen edges, counted once each where windows share one.
+    assert len(edges) >= 20, plan
+    assert len(not_started) == 3 and len(scans) == len(edges) + 3, plan  # valid, expiring, critical
+    assert "Seq Scan on certificates_expirytally" not in plan, plan
 
 
 def test_needs_attention_as_the_list_filters_it_is_an_or_of_index_ranges():
