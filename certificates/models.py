@@ -357,15 +357,19 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         `organisation_limit` (None: every certificate). The windows `also` are counted in the same
         queries (the dashboard's chart)."""
         now = now or timezone.now()
-        counts = self.count_by_expiry({**_state_windows(now), **(also or {})}, organisations)
-        # As ids first: the few failing orders, then an index lookup each (see _attention_candidates).
-        failing = _renewal_failing(now) & Q(pk__in=_failing_renewal_ids(now))
-        counts["renewal_failing"] = self.filter(failing).count()
-        counts["renewing"] = self.filter(_renewing()).count()
-        return counts
+        # From the few failing orders, then an index lookup each (see _attention_candidates).
+        failing = _renewal_failing(now) & Q(pk__in=_failing_renewal_certificates(now))
+        return self.count_by_expiry(
+            {**_state_windows(now), **(also or {})},
+            organisations,
+            counted={"renewal_failing": self.filter(failing), "renewing": self.filter(_renewing())},
+        )
 
     def count_by_expiry(
-        self, windows: dict[str, ExpiryWindow], organisations: models.QuerySet[Organization] | None = None
+        self,
+        windows: dict[str, ExpiryWindow],
+        organisations: models.QuerySet[Organization] | None = None,
+        counted: dict[str, CertificateQuerySet] | None = None,
     ) -> dict[str, int]:
         """How many certificates fall in each window (a state and a range of not_after), in one statement
         of scalar subqueries whatever the inventory size: the whole UTC days inside the windows are summed
@@ -373,14 +377,14 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         window's edges are each counted as an index range of at most a day of `cert_state_expiry_idx`
         (state, not_after, organisation: read in the index only, not from the table), and the few
         certificates not yet valid through `cert_not_before_idx`. `self` and `organisations` must describe
-        the same certificates (see `tallied_state_counts`)."""
+        the same certificates (see `tallied_state_counts`). The querysets `counted` are counted in the
+        same statement."""
         # The conditions are written as SQL here (parameters only): as Q objects, the two dozen windows
         # of a dashboard took Django longer to compile than the database took to answer.
-        counts = dict.fromkeys(windows, 0)
+        counts = dict.fromkeys([*windows, *(counted or {})], 0)
         if self.query.is_empty() or (organisations is not None and organisations.query.is_empty()):
             return counts
         ops = connection.ops
-        table = ops.quote_name(Certificate._meta.db_table)
         tally_table = ops.quote_name(ExpiryTally._meta.db_table)
         if organisations is None:
             scope_sql, scope_params = "scope = %s", [ExpiryTally.EVERY_CERTIFICATE]
@@ -393,21 +397,22 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         def column(sql: str, params: list[Any]) -> int:
             return parts.setdefault((sql, tuple(params)), len(parts))
 
+        # What `self` holds, compiled once; each edge filters it. PostgreSQL and SQLite pull such a
+        # subquery up, so an edge reads only the indexed columns it names, in the index alone.
+        columns = self.order_by().values("state", "not_after", "not_before")
+        selected, selected_params = columns.query.sql_with_params()
+
         def edge_count(condition: str, params: list[Any]) -> int:
-            # Only indexed columns are selected, so PostgreSQL can count in the index alone.
-            where = RawSQL(condition, params, output_field=models.BooleanField())  # noqa: S611
-            inner, inner_params = (
-                self.filter(where).order_by().values("state", "not_after").query.sql_with_params()
-            )
-            return column(f"SELECT COUNT(*) FROM ({inner}) edge", list(inner_params))  # noqa: S608
+            sql = f"SELECT COUNT(*) FROM ({selected}) edge WHERE {condition}"  # noqa: S608
+            return column(sql, [*selected_params, *params])
 
         def after_range(start: dt.datetime | None, end: dt.datetime | None) -> tuple[str, list[Any]]:
             sql, params = [], []
             if start is not None:
-                sql.append(f"{table}.not_after >= %s")
+                sql.append("edge.not_after >= %s")
                 params.append(ops.adapt_datetimefield_value(start))
             if end is not None:
-                sql.append(f"{table}.not_after < %s")
+                sql.append("edge.not_after < %s")
                 params.append(ops.adapt_datetimefield_value(end))
             return " AND ".join(sql) or "1 = 1", params
 
@@ -424,12 +429,16 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
                 uses.append((name, column(sql, params), 1))
             for start, end in edges:
                 sql, params = after_range(start, end)
-                uses.append((name, edge_count(f"{table}.state = %s AND {sql}", [window.state, *params]), 1))
+                uses.append((name, edge_count(f"edge.state = %s AND {sql}", [window.state, *params]), 1))
             if window.started_by is not None:
                 sql, params = after_range(window.start, window.end)
-                condition = f"{table}.state = %s AND {table}.not_before > %s AND {sql}"
+                condition = f"edge.state = %s AND edge.not_before > %s AND {sql}"
                 started_by = ops.adapt_datetimefield_value(window.started_by)
                 uses.append((name, edge_count(condition, [window.state, started_by, *params]), -1))
+        for name, queryset in (counted or {}).items():
+            if not queryset.query.is_empty():
+                inner, inner_params = queryset.order_by().values("pk").query.sql_with_params()
+                uses.append((name, column(f"SELECT COUNT(*) FROM ({inner}) counted", list(inner_params)), 1))  # noqa: S608
         if not parts:
             return counts
         with connection.cursor() as cursor:
@@ -675,11 +684,16 @@ def _attention_candidates(now: dt.datetime, failing: list[int] | models.QuerySet
 
 def _failing_renewal_ids(now: dt.datetime) -> list[int] | models.QuerySet[Any]:
     """The certificates with a failing renewal order (see `_renewal_failing`), read first from the orders."""
+    return _few_ids(_failing_renewal_certificates(now))
+
+
+def _failing_renewal_certificates(now: dt.datetime) -> models.QuerySet[Any]:
+    """The ids of the certificates with a failing renewal order, as a subquery of the orders."""
     failing = Order.objects.filter(kind=OrderKind.RENEW).filter(
         Q(state__in=OPEN_ORDER_STATES, attempts__gt=0)
         | Q(state=OrderState.FAILED, completed_at__gt=now - dt.timedelta(days=RENEWAL_FAILING_DAYS))
     )
-    return _few_ids(failing.order_by().values_list("certificate_id", flat=True).distinct())
+    return failing.order_by().values_list("certificate_id", flat=True).distinct()
 
 
 # Ids that a query hands to another as a list (each an index lookup there) when there are at most this

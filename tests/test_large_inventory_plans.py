@@ -63,7 +63,7 @@ def test_the_cards_chart_and_attention_read_the_certificates_and_the_tally_throu
         attention(now, everything)
 
     queries = plans(dashboard)
-    assert len(queries) >= 10
+    assert len(queries) >= 3  # the cards, the chart, and at least one of "needs attention"
     for sql, plan in queries:
         assert "Seq Scan on certificates_certificate " not in plan, (sql, plan)
         assert "Seq Scan on certificates_expirytally" not in plan, (sql, plan)
@@ -77,7 +77,8 @@ def test_the_cards_chart_and_attention_read_the_certificates_and_the_tally_throu
 def test_the_edges_of_the_windows_are_counted_in_the_expiry_index_alone(limited):
     """The cards and the chart are one statement; the parts of days at the windows' edges (about a
     day of certificates each, 4,000-5,000 at a million) are counted in `cert_state_expiry_idx` alone,
-    never read from the table, and only the few certificates not yet valid are read from it."""
+    never read from the table; only the few certificates not yet valid are read from it, and those with
+    an open or failing renewal order, found from the orders."""
     make_large_inventory(3000)
     Organization.objects.create(cvr="55667788", name="Anden A/S")
     ExpiryTally.settle()
@@ -97,7 +98,10 @@ def test_the_edges_of_the_windows_are_counted_in_the_expiry_index_alone(limited)
     not_started = [scan for scan in scans if scan.startswith("Index Scan using cert_not_before_idx")]
     # Five cards and twelve months: at least two dozen edges, counted once each where windows share one.
     assert len(edges) >= 20, plan
-    assert len(not_started) == 3 and len(scans) == len(edges) + 3, plan  # valid, expiring, critical
+    assert len(not_started) == 3, plan  # valid, expiring and critical
+    # Renewing and renewal failing: one look-up by id per order.
+    others = [scan for scan in scans if scan not in edges and scan not in not_started]
+    assert others and all("Scan using certificates_certificate_pkey" in scan for scan in others), plan
     assert "Seq Scan on certificates_expirytally" not in plan, plan
 
 
