@@ -372,11 +372,13 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         counted: dict[str, CertificateQuerySet] | None = None,
     ) -> dict[str, int]:
         """How many certificates fall in each window (a state and a range of not_after), in one statement
-        of scalar subqueries whatever the inventory size: the whole UTC days inside the windows are summed
-        from ExpiryTally (rows per day, for every certificate or per organisation); the parts of days at a
-        window's edges are each counted as an index range of at most a day of `cert_state_expiry_idx`
-        (state, not_after, organisation: read in the index only, not from the table), and the few
-        certificates not yet valid through `cert_not_before_idx`. `self` and `organisations` must describe
+        whatever the inventory size: the UTC days the windows touch are summed from ExpiryTally (rows per
+        day, for every certificate or per organisation) in one pass; the part of a day before a window's
+        start is taken off and the part of a day before its end added, each counted as an index range of
+        at most a day of `cert_state_expiry_idx` (state, not_after, organisation: in the index alone, not
+        the table). Windows that meet share that count (a month's end is the next month's start; "now" is
+        the start or end of four windows), so a dashboard counts about 15 such ranges. The few certificates
+        not yet valid are counted through `cert_not_before_idx`. `self` and `organisations` must describe
         the same certificates (see `tallied_state_counts`). The querysets `counted` are counted in the
         same statement."""
         # The conditions are written as SQL here (parameters only): as Q objects, the two dozen windows
@@ -391,18 +393,19 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         else:
             inner, inner_params = organisations.order_by().values("pk").query.sql_with_params()
             scope_sql, scope_params = f"scope IN ({inner})", list(inner_params)
+        sums: list[tuple[str, list[Any]]] = []  # the tally's sums, one pass
         parts: dict[tuple[str, tuple[Any, ...]], int] = {}  # each scalar subquery once: its column
-        uses: list[tuple[str, int, int]] = []  # (window, column, sign)
+        uses: list[tuple[str, str, int]] = []  # (window, column, sign)
 
-        def column(sql: str, params: list[Any]) -> int:
-            return parts.setdefault((sql, tuple(params)), len(parts))
+        def column(sql: str, params: list[Any]) -> str:
+            return f"c{parts.setdefault((sql, tuple(params)), len(parts))}"
 
         # What `self` holds, compiled once; each edge filters it. PostgreSQL and SQLite pull such a
         # subquery up, so an edge reads only the indexed columns it names, in the index alone.
         columns = self.order_by().values("state", "not_after", "not_before")
         selected, selected_params = columns.query.sql_with_params()
 
-        def edge_count(condition: str, params: list[Any]) -> int:
+        def edge_count(condition: str, params: list[Any]) -> str:
             sql = f"SELECT COUNT(*) FROM ({selected}) edge WHERE {condition}"  # noqa: S608
             return column(sql, [*selected_params, *params])
 
@@ -417,19 +420,19 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
             return " AND ".join(sql) or "1 = 1", params
 
         for name, window in windows.items():
-            days, edges = _whole_days(window.start, window.end)
-            if days is not None:
-                conditions, params = [scope_sql, "state = %s"], [*scope_params, window.state]
-                for condition, day in (("day >= %s", days[0]), ("day < %s", days[1])):
+            (first, stop), edges = _tally_days(window.start, window.end)
+            if first is None or stop is None or first < stop:
+                conditions, params = ["state = %s"], list[Any]([window.state])
+                for condition, day in (("day >= %s", first), ("day < %s", stop)):
                     if day is not None:
                         conditions.append(condition)
                         params.append(ops.adapt_datefield_value(day))
-                where = " AND ".join(conditions)
-                sql = f"SELECT COALESCE(SUM(certificates), 0) FROM {tally_table} WHERE {where}"  # noqa: S608
-                uses.append((name, column(sql, params), 1))
-            for start, end in edges:
+                sql = " AND ".join(conditions)
+                sums.append((f"SUM(CASE WHEN {sql} THEN certificates ELSE 0 END)", params))
+                uses.append((name, f"t{len(sums) - 1}", 1))
+            for start, end, sign in edges:
                 sql, params = after_range(start, end)
-                uses.append((name, edge_count(f"edge.state = %s AND {sql}", [window.state, *params]), 1))
+                uses.append((name, edge_count(f"edge.state = %s AND {sql}", [window.state, *params]), sign))
             if window.started_by is not None:
                 sql, params = after_range(window.start, window.end)
                 condition = f"edge.state = %s AND edge.not_before > %s AND {sql}"
@@ -439,16 +442,24 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
             if not queryset.query.is_empty():
                 inner, inner_params = queryset.order_by().values("pk").query.sql_with_params()
                 uses.append((name, column(f"SELECT COUNT(*) FROM ({inner}) counted", list(inner_params)), 1))  # noqa: S608
-        if not parts:
+        if not sums and not parts:
             return counts
+        selects = [f"tally.t{index}" for index in range(len(sums))]
+        selects += [f"({sql}) AS c{index}" for index, (sql, _) in enumerate(parts)]
+        # In the order of the text: the select list's subqueries, then the tally's sums and scope.
+        params = [param for _, params in parts for param in params]
+        params += [param for _, params in sums for param in params] + scope_params
+        tally = ", ".join(f"{sql} AS t{index}" for index, (sql, _) in enumerate(sums)) or "0 AS t"
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT " + ", ".join(f"({sql})" for sql, _ in parts),
-                [param for _, params in parts for param in params],
+                f"SELECT {', '.join(selects)} FROM (SELECT {tally} FROM {tally_table} "  # noqa: S608
+                f"WHERE {scope_sql}) tally",
+                params,
             )
-            found = cursor.fetchone()
-        for name, index, sign in uses:
-            counts[name] += sign * int(found[index] or 0)
+            names = [description[0] for description in cursor.description]
+            found = dict(zip(names, cursor.fetchone(), strict=True))
+        for name, alias, sign in uses:
+            counts[name] += sign * int(found[alias] or 0)
         return counts
 
     def search(self, text: str) -> CertificateQuerySet:
@@ -757,28 +768,27 @@ def _state_windows(now: dt.datetime) -> dict[str, ExpiryWindow]:
     }
 
 
-def _whole_days(
+def _tally_days(
     start: dt.datetime | None, end: dt.datetime | None
-) -> tuple[tuple[dt.date | None, dt.date | None] | None, list[tuple[dt.datetime, dt.datetime]]]:
-    """The whole UTC days inside [start, end) as dates [first, stop) (None: unbounded; None for both: no
-    whole day), and the parts of days left at either edge as [a, b) ranges of time."""
+) -> tuple[tuple[dt.date | None, dt.date | None], list[tuple[dt.datetime, dt.datetime, int]]]:
+    """[start, end) as the UTC days it touches, [first, stop) (None: unbounded), and the parts of days
+    to count from the certificates, each [a, b) with its sign: before `start` on its day taken off
+    (-1), before `end` on its day added (+1). The days sum to [midnight of first, midnight of stop), so
+    with the parts they make [start, end) exactly; windows that meet share a part."""
 
     def midnight(day: dt.date) -> dt.datetime:
         return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
 
     first = stop = None
+    edges = []
     if start is not None:
         first = start.astimezone(dt.UTC).date()
-        first += dt.timedelta(days=1) if midnight(first) < start else dt.timedelta(0)
+        if midnight(first) < start:
+            edges.append((midnight(first), start, -1))
     if end is not None:
         stop = end.astimezone(dt.UTC).date()
-    if start is not None and end is not None and first >= stop:  # type: ignore[operator]
-        return None, [(start, end)]
-    edges = []
-    if start is not None and midnight(first) > start:  # type: ignore[arg-type]
-        edges.append((start, midnight(first)))  # type: ignore[arg-type]
-    if end is not None and end > midnight(stop):  # type: ignore[arg-type]
-        edges.append((midnight(stop), end))  # type: ignore[arg-type]
+        if midnight(stop) < end:
+            edges.append((midnight(stop), end, 1))
     return (first, stop), edges
 
 
