@@ -314,7 +314,8 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         now = now or timezone.now()
         # The kinds' reads as one statement (UNION ALL of each kind's first ids); the failing renewals'
         # certificates as a subquery of the few orders.
-        selects, params = [], []
+        selects: list[str] = []
+        params: list[Any] = []
         for urgency, branch in enumerate(_attention_branches(now, _failing_renewal_certificates(now))):
             ids = self.filter(branch).order_by("not_after", "id").values_list("not_after", "pk")
             try:
