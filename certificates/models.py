@@ -13,7 +13,18 @@ from django.contrib.auth.models import AbstractUser, AnonymousUser
 from django.core.exceptions import EmptyResultSet, ObjectDoesNotExist
 from django.core.validators import RegexValidator
 from django.db import connection, models, transaction
-from django.db.models import Case, Count, Exists, ExpressionWrapper, OuterRef, Q, Subquery, Value, When
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    OuterRef,
+    Q,
+    Subquery,
+    Value,
+    When,
+    Window,
+)
 from django.db.models.expressions import RawSQL
 from django.db.models.lookups import IsNull
 from django.urls import reverse
@@ -304,37 +315,51 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
 
     def attention_overview(
         self, now: dt.datetime | None = None, limit: int = 10, count_up_to: int = 100
-    ) -> tuple[list[Certificate], int]:
+    ) -> tuple[list[Certificate], int, int]:
         """The first `limit` of `needs_attention(now).by_urgency(now)`, read `with_situation` and
         `for_listing`, and how many need attention, counted up to `count_up_to` + 1 (that many means
         "more than `count_up_to`"). One query per kind of urgency reads at most `count_up_to` + 1 ids in
         expiry order from that kind's index range, and one more reads the rows shown: ordering every
         certificate that needs attention by its urgency read them all (tens of thousands at a million
-        certificates), and one query of the whole condition took PostgreSQL longer to plan than to run."""
+        certificates), and one query of the whole condition took PostgreSQL longer to plan than to run.
+        Third, how many have a failing renewal (`renewal_failing(now)`, the dashboard's card), counted in
+        the same read of that kind: every one of them must be read to order them anyway."""
         now = now or timezone.now()
         # The kinds' reads as one statement (UNION ALL of each kind's first ids); the failing renewals'
         # certificates as a subquery of the few orders.
         selects: list[str] = []
         params: list[Any] = []
         for urgency, branch in enumerate(_attention_branches(now, _failing_renewal_certificates(now))):
-            ids = self.filter(branch).order_by("not_after", "id").values_list("not_after", "pk")
+            ids: models.QuerySet[Any] = self.filter(branch).order_by("not_after", "id")
+            if urgency == _FAILING_KIND:  # that kind is `renewal_failing(now)`: all of it is counted
+                ids = ids.annotate(kind_total=Window(Count("pk"))).values_list(
+                    "not_after", "pk", "kind_total"
+                )
+                total = f"kind{urgency}.kind_total"
+            else:
+                ids, total = ids.values_list("not_after", "pk"), "NULL"
             try:
                 sql, branch_params = ids[: count_up_to + 1].query.sql_with_params()
             except EmptyResultSet:  # none to see
                 continue
-            selects.append(f"SELECT {urgency} AS urgency, kind{urgency}.* FROM ({sql}) kind{urgency}")  # noqa: S608
+            selects.append(
+                f"SELECT {urgency} AS urgency, kind{urgency}.not_after, kind{urgency}.pk, {total} AS total "  # noqa: S608
+                f"FROM ({sql}) kind{urgency}"
+            )
             params += branch_params
         ranked: list[tuple[int, dt.datetime, int]] = []
+        failing = 0
         if selects:
             with connection.cursor() as cursor:
                 cursor.execute(" UNION ALL ".join(selects), params)
-                for urgency, after, pk in cursor.fetchall():
+                for urgency, after, pk, total in cursor.fetchall():
                     # SQLite gives the text it stores (ISO 8601, UTC), which fromisoformat reads.
                     moment = after if isinstance(after, dt.datetime) else dt.datetime.fromisoformat(after)
                     ranked.append((urgency, moment, pk))
+                    failing = total if urgency == _FAILING_KIND else failing
         shown = [pk for _, _, pk in sorted(ranked)[:limit]]
         rows = {row.pk: row for row in self.filter(pk__in=shown).with_situation(now).for_listing()}
-        return [rows[pk] for pk in shown if pk in rows], min(len(ranked), count_up_to + 1)
+        return [rows[pk] for pk in shown if pk in rows], min(len(ranked), count_up_to + 1), failing
 
     def state_counts(self, now: dt.datetime | None = None) -> dict[str, int]:
         """How many certificates are in each state the dashboard shows, from the same conditions as the
@@ -365,27 +390,29 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         now: dt.datetime | None = None,
         organisations: models.QuerySet[Organization] | None = None,
         also: dict[str, ExpiryWindow] | None = None,
+        renewal_failing: int | None = None,
     ) -> dict[str, int]:
         """`state_counts` but "needs attention" (see `attention_overview`), with the five counts on a
         certificate's own columns (valid, expiring, critical,
         lapsed, blocked) summed from ExpiryTally instead of counted row by row, so their cost follows the
         days, not the certificates. `self` must be `for_user(user)` and `organisations` that user's
         `organisation_limit` (None: every certificate). The windows `also` are counted in the same
-        queries (the dashboard's chart)."""
+        queries (the dashboard's chart). `renewal_failing`: that count when already known
+        (`attention_overview` counts it)."""
         now = now or timezone.now()
-        # From the few failing orders, then an index lookup each (see _attention_candidates).
-        failing = _renewal_failing(now) & Q(pk__in=_failing_renewal_certificates(now))
-        return self.count_by_expiry(
-            {**_state_windows(now), **(also or {})},
-            organisations,
-            counted={"renewal_failing": self.filter(failing), "renewing": self.filter(_renewing())},
-        )
+        counted: dict[str, models.QuerySet[Any]] = {"renewing": self.filter(_renewing())}
+        if renewal_failing is None:
+            # From the few failing orders, then an index lookup each (see _attention_candidates).
+            failing = _renewal_failing(now) & Q(pk__in=_failing_renewal_certificates(now))
+            counted["renewal_failing"] = self.filter(failing)
+        counts = self.count_by_expiry({**_state_windows(now), **(also or {})}, organisations, counted=counted)
+        return counts if renewal_failing is None else {**counts, "renewal_failing": renewal_failing}
 
     def count_by_expiry(
         self,
         windows: dict[str, ExpiryWindow],
         organisations: models.QuerySet[Organization] | None = None,
-        counted: dict[str, CertificateQuerySet] | None = None,
+        counted: dict[str, models.QuerySet[Any]] | None = None,
     ) -> dict[str, int]:
         """How many certificates fall in each window (a state and a range of not_after), in one statement
         whatever the inventory size: the UTC days the windows touch are summed from ExpiryTally (rows per
@@ -671,6 +698,10 @@ def _needs_attention(now: dt.datetime) -> Q:
     for branch in _attention_branches(now, failing):
         condition |= branch
     return _attention_candidates(now, failing) & condition
+
+
+# The kind of urgency of `_attention_branches` that is `_renewal_failing` (the failing renewals).
+_FAILING_KIND = 1
 
 
 def _attention_branches(now: dt.datetime, failing: list[int] | models.QuerySet[Any]) -> list[Q]:

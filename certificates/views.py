@@ -326,7 +326,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     certificates = Certificate.objects.for_user(request.user)
     organisations = organisation_limit(request.user)
     attention = dashboard_data.attention(now, certificates)
-    counts, chart = dashboard_data.counts_and_chart(now, certificates, organisations)
+    counts, chart = dashboard_data.counts_and_chart(
+        now, certificates, organisations, renewal_failing=attention.renewal_failing
+    )
     return _live(
         request,
         "certificates/dashboard.html",
