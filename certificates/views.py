@@ -98,8 +98,13 @@ def certificate_detail(request: HttpRequest, pk: int) -> HttpResponse:
         .select_related("renewed_from"),
         pk=pk,
     )
-    replaced_by = Certificate.objects.for_user(request.user).filter(renewed_from=certificate).first()
     situation = certificate.situation()
+    # Its renewal, when it has one (with_situation read whether) and the viewer may see it.
+    replaced_by = (
+        Certificate.objects.for_user(request.user).filter(renewed_from=certificate).first()
+        if situation.replaced
+        else None
+    )
     return render(
         request,
         "certificates/detail.html",
