@@ -6,6 +6,7 @@ PostgreSQL only (`make test` runs these in its PostgreSQL run); the figures are 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
@@ -13,8 +14,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from certificates.choices import OrderState
 from certificates.dashboard import attention, counts, counts_and_chart, expiry_chart
-from certificates.models import Certificate, ExpiryTally, Organization
+from certificates.models import Certificate, ExpiryTally, Order, Organization
 
 from .test_performance_indexes import _forced_index_plan, make_large_inventory
 
@@ -108,6 +110,32 @@ def test_the_edges_of_the_windows_are_counted_in_the_expiry_index_alone(limited)
     others = [scan for scan in scans if scan not in edges and scan not in not_started]
     assert others and all("Scan using certificates_certificate_pkey" in scan for scan in others), plan
     assert "Seq Scan on certificates_expirytally" not in plan, plan
+
+
+def test_the_failing_renewals_are_read_from_the_recent_failures_in_their_index():
+    """The failing renewals (the dashboard's card and the most urgent kind of "needs attention") are
+    found from the open orders and the failures of the last days, a range of `order_renewal_outcome_idx`,
+    not from every failure ever recorded."""
+    make_large_inventory(3000)
+    now = timezone.now()
+    orders = []
+    for index, pk in enumerate(Certificate.objects.order_by("pk").values_list("pk", flat=True)[:2000]):
+        recent = index % 20 == 0
+        completed = now - dt.timedelta(days=1 if recent else 200 + index % 300)
+        orders.append(
+            Order(
+                certificate_id=pk, state=OrderState.FAILED, completed_at=completed, requested_by_label="bench"
+            )
+        )
+    Order.objects.bulk_create(orders)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE certificates_order")
+    for run in (
+        lambda: counts(now, Certificate.objects.all()),
+        lambda: attention(now, Certificate.objects.all()),
+    ):
+        (_sql, plan), *_ = plans(run)
+        assert "order_renewal_outcome_idx" in plan, plan
 
 
 def test_needs_attention_as_the_list_filters_it_is_an_or_of_index_ranges():
