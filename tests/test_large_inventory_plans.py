@@ -7,6 +7,7 @@ PostgreSQL only (`make test` runs these in its PostgreSQL run); the figures are 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -75,8 +76,7 @@ def test_the_cards_chart_and_attention_read_the_certificates_and_the_tally_throu
         assert index in used, index
 
 
-@pytest.mark.parametrize("limited", [False, True], ids=["everyone", "organisation limit"])
-def test_the_edges_of_the_windows_are_counted_in_the_expiry_index_alone(limited):
+def test_the_edges_of_the_windows_are_counted_in_the_expiry_index_alone():
     """The cards and the chart are one statement; the parts of days at the windows' edges (about a
     day of certificates each, 4,000-5,000 at a million) are counted in `cert_state_expiry_idx` alone,
     never read from the table; only the few certificates not yet valid are read from it, and those with
@@ -88,12 +88,16 @@ def test_the_edges_of_the_windows_are_counted_in_the_expiry_index_alone(limited)
         cursor.execute("ANALYZE certificates_expirytally")
         cursor.execute("ANALYZE certificates_certificate")
     now = timezone.now()
-    organisations = Organization.objects.filter(cvr="11223344") if limited else None
-    certificates = Certificate.objects.all()
-    if organisations is not None:
-        certificates = certificates.filter(organization__in=organisations)
+    for organisations in (None, Organization.objects.filter(cvr="11223344")):  # everyone; a limit
+        certificates = Certificate.objects.all()
+        if organisations is not None:
+            certificates = certificates.filter(organization__in=organisations)
+        run = functools.partial(counts_and_chart, now, certificates, organisations)
+        assert_edges_in_the_index(plans(run, bitmaps=False))
 
-    ((sql, plan),) = plans(lambda: counts_and_chart(now, certificates, organisations), bitmaps=False)[:1]
+
+def assert_edges_in_the_index(queries: list[tuple[str, str]]) -> None:
+    ((sql, plan),) = queries[:1]
     assert "certificates_expirytally" in sql, sql
     scans = [line.strip(" ->") for line in plan.splitlines() if " on certificates_certificate " in line]
     edges = [scan for scan in scans if scan.startswith("Index Only Scan using cert_state_expiry_idx")]
@@ -116,10 +120,10 @@ def test_the_failing_renewals_are_read_from_the_recent_failures_in_their_index()
     """The failing renewals (the dashboard's card and the most urgent kind of "needs attention") are
     found from the open orders and the failures of the last days, a range of `order_renewal_outcome_idx`,
     not from every failure ever recorded."""
-    make_large_inventory(3000)
+    make_large_inventory(1000)
     now = timezone.now()
     orders = []
-    for index, pk in enumerate(Certificate.objects.order_by("pk").values_list("pk", flat=True)[:2000]):
+    for index, pk in enumerate(Certificate.objects.order_by("pk").values_list("pk", flat=True)):
         recent = index % 20 == 0
         completed = now - dt.timedelta(days=1 if recent else 200 + index % 300)
         orders.append(
