@@ -487,12 +487,14 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
                 uses.append((name, column(f"SELECT COUNT(*) FROM ({inner}) counted", list(inner_params)), 1))  # noqa: S608
         if not sums and not parts:
             return counts
-        selects = [f"tally.t{index}" for index in range(len(sums))]
+        selects = [f"tally.t{index} AS t{index}" for index in range(len(sums))]
         selects += [f"({sql}) AS c{index}" for index, (sql, _) in enumerate(parts)]
         # In the order of the text: the select list's subqueries, then the tally's sums and scope.
         params = [param for _, params in parts for param in params]
         params += [param for _, params in sums for param in params] + scope_params
-        tally = ", ".join(f"{sql} AS t{index}" for index, (sql, _) in enumerate(sums)) or "0 AS t"
+        tally = (
+            ", ".join(f"{sql} AS t{index}" for index, (sql, _) in enumerate(sums)) or "COUNT(*) AS t"
+        )  # one row, always
         with connection.cursor() as cursor:
             cursor.execute(
                 f"SELECT {', '.join(selects)} FROM (SELECT {tally} FROM {tally_table} "  # noqa: S608
