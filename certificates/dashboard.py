@@ -50,7 +50,7 @@ def expiry_chart(
     organisations: QuerySet[Organization] | None = None,
 ) -> dict[str, Any]:
     """Current certificates expiring per month (local time) for the next twelve months, laid out as bars
-    (two queries: see CertificateQuerySet.count_by_expiry; arguments as for `counts`)."""
+    (one statement: see CertificateQuerySet.count_by_expiry; arguments as for `counts`)."""
     return counts_and_chart(now, certificates, organisations)[1]
 
 
@@ -61,8 +61,10 @@ def counts_and_chart(
     months: int = 12,
     width: int = 720,
     height: int = 160,
+    renewal_failing: int | None = None,
 ) -> tuple[dict[str, int], dict[str, Any]]:
-    """`counts` and `expiry_chart` from the same two queries of the tally and the certificates."""
+    """`counts` and `expiry_chart` from the same statement of the tally and the certificates
+    (`renewal_failing`: that count, when `attention` has it)."""
     start = timezone.localtime(now).date().replace(day=1)
     month_starts = [_add_months(start, i) for i in range(months + 1)]
     bounds = [timezone.make_aware(dt.datetime.combine(day, dt.time.min)) for day in month_starts]
@@ -71,7 +73,9 @@ def counts_and_chart(
         f"month{index}": ExpiryWindow(LifecycleState.ACTIVE, bounds[index], bounds[index + 1])
         for index in range(months)
     }
-    found = certificates.tallied_state_counts(now, organisations, also=windows)
+    found = certificates.tallied_state_counts(
+        now, organisations, also=windows, renewal_failing=renewal_failing
+    )
     bars = [MonthBar(month_starts[index], found.pop(f"month{index}")) for index in range(months)]
     top = max([bar.count for bar in bars] + [1])
     slot, baseline = width // months, height - 20  # room below the baseline for month names
@@ -84,11 +88,13 @@ def counts_and_chart(
 
 @dataclass
 class Attention:
-    """What needs attention: the most urgent, and how many there are (`more`: more than `count`)."""
+    """What needs attention: the most urgent, and how many there are (`more`: more than `count`); and
+    how many renewals are failing (counted in the same read)."""
 
     situations: list[Situation]
     count: int
     more: bool
+    renewal_failing: int = 0
 
 
 def attention(now: dt.datetime, certificates: CertificateQuerySet, limit: int = 10) -> Attention:
@@ -96,11 +102,12 @@ def attention(now: dt.datetime, certificates: CertificateQuerySet, limit: int = 
     without a renewal, renewal failing, late, expiring without automatic renewal, blocked), each with its
     situation: the sentence, and the action or what to do; and how many, up to ATTENTION_COUNT_LIMIT
     (each must be read to know; the list the count links to counts further)."""
-    rows, found = certificates.attention_overview(now, limit, ATTENTION_COUNT_LIMIT)
+    rows, found, failing = certificates.attention_overview(now, limit, ATTENTION_COUNT_LIMIT)
     return Attention(
         [certificate.situation(now) for certificate in rows],
         min(found, ATTENTION_COUNT_LIMIT),
         more=found > ATTENTION_COUNT_LIMIT,
+        renewal_failing=failing,
     )
 
 

@@ -10,10 +10,21 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser, AnonymousUser
-from django.core.exceptions import ObjectDoesNotExist
+from django.core.exceptions import EmptyResultSet, ObjectDoesNotExist
 from django.core.validators import RegexValidator
 from django.db import connection, models, transaction
-from django.db.models import Case, Count, Exists, ExpressionWrapper, OuterRef, Q, Subquery, Value, When
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    ExpressionWrapper,
+    OuterRef,
+    Q,
+    Subquery,
+    Value,
+    When,
+    Window,
+)
 from django.db.models.expressions import RawSQL
 from django.db.models.lookups import IsNull
 from django.urls import reverse
@@ -304,21 +315,51 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
 
     def attention_overview(
         self, now: dt.datetime | None = None, limit: int = 10, count_up_to: int = 100
-    ) -> tuple[list[Certificate], int]:
+    ) -> tuple[list[Certificate], int, int]:
         """The first `limit` of `needs_attention(now).by_urgency(now)`, read `with_situation` and
         `for_listing`, and how many need attention, counted up to `count_up_to` + 1 (that many means
         "more than `count_up_to`"). One query per kind of urgency reads at most `count_up_to` + 1 ids in
         expiry order from that kind's index range, and one more reads the rows shown: ordering every
         certificate that needs attention by its urgency read them all (tens of thousands at a million
-        certificates), and one query of the whole condition took PostgreSQL longer to plan than to run."""
+        certificates), and one query of the whole condition took PostgreSQL longer to plan than to run.
+        Third, how many have a failing renewal (`renewal_failing(now)`, the dashboard's card), counted in
+        the same read of that kind: every one of them must be read to order them anyway."""
         now = now or timezone.now()
+        # The kinds' reads as one statement (UNION ALL of each kind's first ids); the failing renewals'
+        # certificates as a subquery of the few orders.
+        selects: list[str] = []
+        params: list[Any] = []
+        for urgency, branch in enumerate(_attention_branches(now, _failing_renewal_certificates(now))):
+            ids: models.QuerySet[Any] = self.filter(branch).order_by("not_after", "id")
+            if urgency == _FAILING_KIND:  # that kind is `renewal_failing(now)`: all of it is counted
+                ids = ids.annotate(kind_total=Window(Count("pk"))).values_list(
+                    "not_after", "pk", "kind_total"
+                )
+                total = f"kind{urgency}.kind_total"
+            else:
+                ids, total = ids.values_list("not_after", "pk"), "NULL"
+            try:
+                sql, branch_params = ids[: count_up_to + 1].query.sql_with_params()
+            except EmptyResultSet:  # none to see
+                continue
+            selects.append(
+                f"SELECT {urgency} AS urgency, kind{urgency}.not_after, kind{urgency}.pk, {total} AS total "  # noqa: S608
+                f"FROM ({sql}) kind{urgency}"
+            )
+            params += branch_params
         ranked: list[tuple[int, dt.datetime, int]] = []
-        for urgency, branch in enumerate(_attention_branches(now, _failing_renewal_ids(now))):
-            ids = self.filter(branch).order_by("not_after", "id").values_list("not_after", "pk")
-            ranked += [(urgency, after, pk) for after, pk in ids[: count_up_to + 1]]
+        failing = 0
+        if selects:
+            with connection.cursor() as cursor:
+                cursor.execute(" UNION ALL ".join(selects), params)
+                for urgency, after, pk, total in cursor.fetchall():
+                    # SQLite gives the text it stores (ISO 8601, UTC), which fromisoformat reads.
+                    moment = after if isinstance(after, dt.datetime) else dt.datetime.fromisoformat(after)
+                    ranked.append((urgency, moment, pk))
+                    failing = total if urgency == _FAILING_KIND else failing
         shown = [pk for _, _, pk in sorted(ranked)[:limit]]
         rows = {row.pk: row for row in self.filter(pk__in=shown).with_situation(now).for_listing()}
-        return [rows[pk] for pk in shown if pk in rows], min(len(ranked), count_up_to + 1)
+        return [rows[pk] for pk in shown if pk in rows], min(len(ranked), count_up_to + 1), failing
 
     def state_counts(self, now: dt.datetime | None = None) -> dict[str, int]:
         """How many certificates are in each state the dashboard shows, from the same conditions as the
@@ -349,93 +390,121 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         now: dt.datetime | None = None,
         organisations: models.QuerySet[Organization] | None = None,
         also: dict[str, ExpiryWindow] | None = None,
+        renewal_failing: int | None = None,
     ) -> dict[str, int]:
         """`state_counts` but "needs attention" (see `attention_overview`), with the five counts on a
         certificate's own columns (valid, expiring, critical,
         lapsed, blocked) summed from ExpiryTally instead of counted row by row, so their cost follows the
         days, not the certificates. `self` must be `for_user(user)` and `organisations` that user's
         `organisation_limit` (None: every certificate). The windows `also` are counted in the same
-        queries (the dashboard's chart)."""
+        queries (the dashboard's chart). `renewal_failing`: that count when already known
+        (`attention_overview` counts it)."""
         now = now or timezone.now()
-        counts = self.count_by_expiry({**_state_windows(now), **(also or {})}, organisations)
-        # As ids first: the few failing orders, then an index lookup each (see _attention_candidates).
-        failing = _renewal_failing(now) & Q(pk__in=_failing_renewal_ids(now))
-        counts["renewal_failing"] = self.filter(failing).count()
-        counts["renewing"] = self.filter(_renewing()).count()
-        return counts
+        counted: dict[str, models.QuerySet[Any]] = {"renewing": self.filter(_renewing())}
+        if renewal_failing is None:
+            # From the few failing orders, then an index lookup each (see _attention_candidates).
+            failing = _renewal_failing(now) & Q(pk__in=_failing_renewal_certificates(now))
+            counted["renewal_failing"] = self.filter(failing)
+        counts = self.count_by_expiry({**_state_windows(now), **(also or {})}, organisations, counted=counted)
+        return counts if renewal_failing is None else {**counts, "renewal_failing": renewal_failing}
 
     def count_by_expiry(
-        self, windows: dict[str, ExpiryWindow], organisations: models.QuerySet[Organization] | None = None
+        self,
+        windows: dict[str, ExpiryWindow],
+        organisations: models.QuerySet[Organization] | None = None,
+        counted: dict[str, models.QuerySet[Any]] | None = None,
     ) -> dict[str, int]:
-        """How many certificates fall in each window (a state and a range of not_after), in two queries
-        whatever the inventory size: the whole UTC days inside the windows are summed from ExpiryTally
-        (rows per day, for every certificate or per organisation); only the parts of days at a window's
-        edges, and the few certificates not yet valid, are counted from the certificates (index ranges
-        of at most a day). `self` and `organisations` must describe the same certificates (see
-        `tallied_state_counts`)."""
+        """How many certificates fall in each window (a state and a range of not_after), in one statement
+        whatever the inventory size: the UTC days the windows touch are summed from ExpiryTally (rows per
+        day, for every certificate or per organisation) in one pass; the part of a day before a window's
+        start is taken off and the part of a day before its end added, each counted as an index range of
+        at most a day of `cert_state_expiry_idx` (state, not_after, organisation: in the index alone, not
+        the table). Windows that meet share that count (a month's end is the next month's start; "now" is
+        the start or end of four windows), so a dashboard counts about 15 such ranges. The few certificates
+        not yet valid are counted through `cert_not_before_idx`. `self` and `organisations` must describe
+        the same certificates (see `tallied_state_counts`). The querysets `counted` are counted in the
+        same statement."""
         # The conditions are written as SQL here (parameters only): as Q objects, the two dozen windows
         # of a dashboard took Django longer to compile than the database took to answer.
+        counts = dict.fromkeys([*windows, *(counted or {})], 0)
+        if self.query.is_empty() or (organisations is not None and organisations.query.is_empty()):
+            return counts
         ops = connection.ops
-        table = ops.quote_name(Certificate._meta.db_table)
-        tally = ExpiryTally.objects.all()
+        tally_table = ops.quote_name(ExpiryTally._meta.db_table)
         if organisations is None:
-            tally = tally.filter(scope=ExpiryTally.EVERY_CERTIFICATE)
+            scope_sql, scope_params = "scope = %s", [ExpiryTally.EVERY_CERTIFICATE]
         else:
-            tally = tally.filter(scope__in=organisations.values("pk"))
-        sums: dict[str, models.Sum] = {}
-        edge_sums: dict[str, models.Sum] = {}
-        signs: dict[str, tuple[str, int]] = {}  # each edge sum: the window it corrects, and how
-        wanted: list[str] = []
-        wanted_params: list[Any] = []
+            inner, inner_params = organisations.order_by().values("pk").query.sql_with_params()
+            scope_sql, scope_params = f"scope IN ({inner})", list(inner_params)
+        sums: list[tuple[str, list[Any]]] = []  # the tally's sums, one pass
+        parts: dict[tuple[str, tuple[Any, ...]], int] = {}  # each scalar subquery once: its column
+        uses: list[tuple[str, str, int]] = []  # (window, column, sign)
 
-        def count_if(condition: str, params: list[Any], what: str = "1") -> models.Sum:
-            case = RawSQL(f"CASE WHEN {condition} THEN {what} ELSE 0 END", params)  # noqa: S611
-            return models.Sum(case, output_field=models.IntegerField())
+        def column(sql: str, params: list[Any]) -> str:
+            return f"c{parts.setdefault((sql, tuple(params)), len(parts))}"
+
+        # What `self` holds, compiled once; each edge filters it. PostgreSQL and SQLite pull such a
+        # subquery up, so an edge reads only the indexed columns it names, in the index alone.
+        columns = self.order_by().values("state", "not_after", "not_before")
+        selected, selected_params = columns.query.sql_with_params()
+
+        def edge_count(condition: str, params: list[Any]) -> str:
+            sql = f"SELECT COUNT(*) FROM ({selected}) edge WHERE {condition}"  # noqa: S608
+            return column(sql, [*selected_params, *params])
 
         def after_range(start: dt.datetime | None, end: dt.datetime | None) -> tuple[str, list[Any]]:
             sql, params = [], []
             if start is not None:
-                sql.append(f"{table}.not_after >= %s")
+                sql.append("edge.not_after >= %s")
                 params.append(ops.adapt_datetimefield_value(start))
             if end is not None:
-                sql.append(f"{table}.not_after < %s")
+                sql.append("edge.not_after < %s")
                 params.append(ops.adapt_datetimefield_value(end))
             return " AND ".join(sql) or "1 = 1", params
 
         for name, window in windows.items():
-            days, edges = _whole_days(window.start, window.end)
-            if days is not None:
+            (first, stop), edges = _tally_days(window.start, window.end)
+            if first is None or stop is None or first < stop:
                 conditions, params = ["state = %s"], list[Any]([window.state])
-                for column, day in (("day >= %s", days[0]), ("day < %s", days[1])):
+                for condition, day in (("day >= %s", first), ("day < %s", stop)):
                     if day is not None:
-                        conditions.append(column)
+                        conditions.append(condition)
                         params.append(ops.adapt_datefield_value(day))
-                sums[name] = count_if(" AND ".join(conditions), params, "certificates")
-            state: tuple[str, list[Any]] = (f"{table}.state = %s", [window.state])
-            for index, (start, end) in enumerate(edges):
+                sql = " AND ".join(conditions)
+                sums.append((f"SUM(CASE WHEN {sql} THEN certificates ELSE 0 END)", params))
+                uses.append((name, f"t{len(sums) - 1}", 1))
+            for start, end, sign in edges:
                 sql, params = after_range(start, end)
-                condition, condition_params = f"{state[0]} AND {sql}", state[1] + params
-                edge_sums[f"{name}_edge{index}"] = count_if(condition, condition_params)
-                signs[f"{name}_edge{index}"] = (name, 1)
-                wanted.append(f"({condition})")
-                wanted_params += condition_params
+                uses.append((name, edge_count(f"edge.state = %s AND {sql}", [window.state, *params]), sign))
             if window.started_by is not None:
                 sql, params = after_range(window.start, window.end)
-                condition = f"{state[0]} AND {table}.not_before > %s AND {sql}"
-                condition_params = [*state[1], ops.adapt_datetimefield_value(window.started_by), *params]
-                edge_sums[f"{name}_not_started"] = count_if(condition, condition_params)
-                signs[f"{name}_not_started"] = (name, -1)
-                wanted.append(f"({condition})")
-                wanted_params += condition_params
-        summed = tally.aggregate(**sums) if sums else {}
-        corrections: dict[str, Any] = {}
-        if wanted:
-            where = RawSQL(" OR ".join(wanted), wanted_params, output_field=models.BooleanField())  # noqa: S611
-            corrections = self.filter(where).aggregate(**edge_sums)
-        counts = {name: summed.get(name) or 0 for name in windows}
-        for alias, value in corrections.items():
-            name, sign = signs[alias]
-            counts[name] += sign * (value or 0)
+                condition = f"edge.state = %s AND edge.not_before > %s AND {sql}"
+                started_by = ops.adapt_datetimefield_value(window.started_by)
+                uses.append((name, edge_count(condition, [window.state, started_by, *params]), -1))
+        for name, queryset in (counted or {}).items():
+            if not queryset.query.is_empty():
+                inner, inner_params = queryset.order_by().values("pk").query.sql_with_params()
+                uses.append((name, column(f"SELECT COUNT(*) FROM ({inner}) counted", list(inner_params)), 1))  # noqa: S608
+        if not sums and not parts:
+            return counts
+        selects = [f"tally.t{index} AS t{index}" for index in range(len(sums))]
+        selects += [f"({sql}) AS c{index}" for index, (sql, _) in enumerate(parts)]
+        # In the order of the text: the select list's subqueries, then the tally's sums and scope.
+        params = [param for _, params in parts for param in params]
+        params += [param for _, params in sums for param in params] + scope_params
+        tally = (
+            ", ".join(f"{sql} AS t{index}" for index, (sql, _) in enumerate(sums)) or "COUNT(*) AS t"
+        )  # one row, always
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT {', '.join(selects)} FROM (SELECT {tally} FROM {tally_table} "  # noqa: S608
+                f"WHERE {scope_sql}) tally",
+                params,
+            )
+            names = [description[0] for description in cursor.description]
+            found = dict(zip(names, cursor.fetchone(), strict=True))
+        for name, alias, sign in uses:
+            counts[name] += sign * int(found[alias] or 0)
         return counts
 
     def search(self, text: str) -> CertificateQuerySet:
@@ -633,6 +702,10 @@ def _needs_attention(now: dt.datetime) -> Q:
     return _attention_candidates(now, failing) & condition
 
 
+# The kind of urgency of `_attention_branches` that is `_renewal_failing` (the failing renewals).
+_FAILING_KIND = 1
+
+
 def _attention_branches(now: dt.datetime, failing: list[int] | models.QuerySet[Any]) -> list[Q]:
     """What needs attention, in the order of urgency (`by_urgency`); a certificate meets one at most.
     `failing`: _failing_renewal_ids(now)."""
@@ -671,11 +744,16 @@ def _attention_candidates(now: dt.datetime, failing: list[int] | models.QuerySet
 
 def _failing_renewal_ids(now: dt.datetime) -> list[int] | models.QuerySet[Any]:
     """The certificates with a failing renewal order (see `_renewal_failing`), read first from the orders."""
+    return _few_ids(_failing_renewal_certificates(now))
+
+
+def _failing_renewal_certificates(now: dt.datetime) -> models.QuerySet[Any]:
+    """The ids of the certificates with a failing renewal order, as a subquery of the orders."""
     failing = Order.objects.filter(kind=OrderKind.RENEW).filter(
         Q(state__in=OPEN_ORDER_STATES, attempts__gt=0)
         | Q(state=OrderState.FAILED, completed_at__gt=now - dt.timedelta(days=RENEWAL_FAILING_DAYS))
     )
-    return _few_ids(failing.order_by().values_list("certificate_id", flat=True).distinct())
+    return failing.order_by().values_list("certificate_id", flat=True).distinct()
 
 
 # Ids that a query hands to another as a list (each an index lookup there) when there are at most this
@@ -739,28 +817,27 @@ def _state_windows(now: dt.datetime) -> dict[str, ExpiryWindow]:
     }
 
 
-def _whole_days(
+def _tally_days(
     start: dt.datetime | None, end: dt.datetime | None
-) -> tuple[tuple[dt.date | None, dt.date | None] | None, list[tuple[dt.datetime, dt.datetime]]]:
-    """The whole UTC days inside [start, end) as dates [first, stop) (None: unbounded; None for both: no
-    whole day), and the parts of days left at either edge as [a, b) ranges of time."""
+) -> tuple[tuple[dt.date | None, dt.date | None], list[tuple[dt.datetime, dt.datetime, int]]]:
+    """[start, end) as the UTC days it touches, [first, stop) (None: unbounded), and the parts of days
+    to count from the certificates, each [a, b) with its sign: before `start` on its day taken off
+    (-1), before `end` on its day added (+1). The days sum to [midnight of first, midnight of stop), so
+    with the parts they make [start, end) exactly; windows that meet share a part."""
 
     def midnight(day: dt.date) -> dt.datetime:
         return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
 
     first = stop = None
+    edges = []
     if start is not None:
         first = start.astimezone(dt.UTC).date()
-        first += dt.timedelta(days=1) if midnight(first) < start else dt.timedelta(0)
+        if midnight(first) < start:
+            edges.append((midnight(first), start, -1))
     if end is not None:
         stop = end.astimezone(dt.UTC).date()
-    if start is not None and end is not None and first >= stop:  # type: ignore[operator]
-        return None, [(start, end)]
-    edges = []
-    if start is not None and midnight(first) > start:  # type: ignore[arg-type]
-        edges.append((start, midnight(first)))  # type: ignore[arg-type]
-    if end is not None and end > midnight(stop):  # type: ignore[arg-type]
-        edges.append((midnight(stop), end))  # type: ignore[arg-type]
+        if midnight(stop) < end:
+            edges.append((midnight(stop), end, 1))
     return (first, stop), edges
 
 
@@ -843,7 +920,9 @@ class Certificate(models.Model):
     class Meta:
         ordering = ["not_after", "id"]
         indexes = [
-            models.Index(fields=["state", "not_after"], name="cert_state_expiry_idx"),
+            # With the organisation, so the dashboard counts the edges of its windows in the index alone,
+            # for every certificate or an organisation limit (count_by_expiry).
+            models.Index(fields=["state", "not_after", "organization"], name="cert_state_expiry_idx"),
             # Active certificates by when they are due: "needs attention" finds the unexpired ones due
             # for renewal here (lapsed ones are read in the index only, as not_after rides along).
             models.Index(
@@ -1154,7 +1233,17 @@ class Order(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["state", "next_attempt_at"], name="order_state_due_idx")]
+        indexes = [
+            models.Index(fields=["state", "next_attempt_at"], name="order_state_due_idx"),
+            # The failing renewals (`_failing_renewal_certificates`): the recent failures as a range,
+            # not every failure ever, and their certificates in the index. Without it, PostgreSQL read
+            # all failed orders in parallel workers, whose start cost more than the read under load.
+            models.Index(
+                fields=["state", "completed_at", "certificate"],
+                condition=Q(kind="renew"),
+                name="order_renewal_outcome_idx",
+            ),
+        ]
         constraints = [
             # Two clicks and the scheduler at the same moment make one renewal.
             models.UniqueConstraint(

@@ -98,8 +98,13 @@ def certificate_detail(request: HttpRequest, pk: int) -> HttpResponse:
         .select_related("renewed_from"),
         pk=pk,
     )
-    replaced_by = Certificate.objects.for_user(request.user).filter(renewed_from=certificate).first()
     situation = certificate.situation()
+    # Its renewal, when it has one (with_situation read whether) and the viewer may see it.
+    replaced_by = (
+        Certificate.objects.for_user(request.user).filter(renewed_from=certificate).first()
+        if situation.replaced
+        else None
+    )
     return render(
         request,
         "certificates/detail.html",
@@ -326,7 +331,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     certificates = Certificate.objects.for_user(request.user)
     organisations = organisation_limit(request.user)
     attention = dashboard_data.attention(now, certificates)
-    counts, chart = dashboard_data.counts_and_chart(now, certificates, organisations)
+    counts, chart = dashboard_data.counts_and_chart(
+        now, certificates, organisations, renewal_failing=attention.renewal_failing
+    )
     return _live(
         request,
         "certificates/dashboard.html",

@@ -145,10 +145,12 @@ def test_the_attention_overview_is_needs_attention_by_urgency_with_a_bounded_cou
     expected = list(Certificate.objects.needs_attention(now).by_urgency(now))
     assert len(expected) > 20
 
-    rows, found = Certificate.objects.attention_overview(now, limit=100, count_up_to=100)
-    assert (rows, found) == (expected, len(expected))
-    rows, found = Certificate.objects.attention_overview(now, limit=5, count_up_to=12)
-    assert (rows, found) == (expected[:5], 13)  # 13: more than 12
+    failing_count = Certificate.objects.renewal_failing(now).count()
+    assert failing_count == 2
+    overview = Certificate.objects.attention_overview(now, limit=100, count_up_to=100)
+    assert overview == (expected, len(expected), failing_count)
+    overview = Certificate.objects.attention_overview(now, limit=5, count_up_to=12)
+    assert overview == (expected[:5], 13, failing_count)  # 13: more than 12
 
     monkeypatch.setattr("certificates.dashboard.ATTENTION_COUNT_LIMIT", 12)
     page = alice_client.get(HOME).content.decode()

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from certificates.choices import LifecycleState
 from certificates.dashboard import counts_and_chart, expiry_chart
-from certificates.models import Certificate, ExpiryTally, Organization
+from certificates.models import Certificate, ExpiryTally, ExpiryWindow, Organization
 from certificates.renewal import mark_blocked
 from certificates.services import import_certificate_file
 
@@ -157,3 +157,33 @@ def test_the_tally_triggers_fire_on_every_change_of_state_expiry_or_organisation
     assert tallied() == {(0, "blocked", day): 1}
     row.delete()
     assert tallied() == {}
+
+
+def test_any_window_counts_as_the_rows_say_within_a_day_across_days_and_where_windows_meet():
+    """count_by_expiry for windows other than the dashboard's: inside one UTC day (no whole day to sum),
+    across midnight, and two windows sharing the edge between them."""
+    day = dt.datetime(2026, 12, 5, tzinfo=dt.UTC)
+    Certificate.objects.bulk_create(
+        [certificate(None, day + dt.timedelta(hours=hours)) for hours in (-30, -1, 0, 3, 5, 11, 23, 26, 50)]
+    )
+    windows = {
+        "morning": ExpiryWindow(
+            LifecycleState.ACTIVE, day + dt.timedelta(hours=2), day + dt.timedelta(hours=6)
+        ),
+        "then": ExpiryWindow(
+            LifecycleState.ACTIVE, day + dt.timedelta(hours=6), day + dt.timedelta(hours=27)
+        ),
+        "around": ExpiryWindow(
+            LifecycleState.ACTIVE, day - dt.timedelta(hours=2), day + dt.timedelta(hours=1)
+        ),
+        "blocked": ExpiryWindow(LifecycleState.BLOCKED, day, day + dt.timedelta(hours=1)),
+    }
+    expected = {
+        name: Certificate.objects.filter(window.range(), state=window.state).count()
+        for name, window in windows.items()
+    }
+    assert expected == {"morning": 2, "then": 3, "around": 2, "blocked": 0}
+    assert Certificate.objects.count_by_expiry({"morning": windows["morning"]}) == {"morning": 2}
+    assert Certificate.objects.count_by_expiry(windows) == expected
+    ExpiryTally.settle()
+    assert Certificate.objects.count_by_expiry(windows) == expected

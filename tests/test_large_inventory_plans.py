@@ -6,6 +6,8 @@ PostgreSQL only (`make test` runs these in its PostgreSQL run); the figures are 
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -13,8 +15,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from certificates.dashboard import attention, counts, expiry_chart
-from certificates.models import Certificate, ExpiryTally
+from certificates.choices import OrderState
+from certificates.dashboard import attention, counts, counts_and_chart, expiry_chart
+from certificates.models import Certificate, ExpiryTally, Order, Organization
 
 from .test_performance_indexes import _forced_index_plan, make_large_inventory
 
@@ -24,9 +27,11 @@ pytestmark = [
 ]
 
 
-def plans(run: Callable[[], Any]) -> list[tuple[str, str]]:
+def plans(run: Callable[[], Any], bitmaps: bool = True) -> list[tuple[str, str]]:
     """The SQL of every SELECT `run` makes, each with its plan when sequential scans are made
-    prohibitively dear: a sequential scan left in such a plan is one no index can replace."""
+    prohibitively dear: a sequential scan left in such a plan is one no index can replace. Without
+    `bitmaps`, bitmap scans too: an index scan is then an index-only scan wherever the index holds every
+    column the query reads."""
     captured: list[tuple[str, Any]] = []
 
     def capture(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
@@ -38,6 +43,8 @@ def plans(run: Callable[[], Any]) -> list[tuple[str, str]]:
     found = []
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")  # ends with the test's transaction
+        if not bitmaps:
+            cursor.execute("SET LOCAL enable_bitmapscan = off")
         for sql, params in captured:
             if sql.lstrip().upper().startswith("SELECT"):
                 cursor.execute("EXPLAIN " + sql, params)
@@ -59,7 +66,7 @@ def test_the_cards_chart_and_attention_read_the_certificates_and_the_tally_throu
         attention(now, everything)
 
     queries = plans(dashboard)
-    assert len(queries) >= 10
+    assert len(queries) >= 3  # the cards, the chart, and at least one of "needs attention"
     for sql, plan in queries:
         assert "Seq Scan on certificates_certificate " not in plan, (sql, plan)
         assert "Seq Scan on certificates_expirytally" not in plan, (sql, plan)
@@ -67,6 +74,72 @@ def test_the_cards_chart_and_attention_read_the_certificates_and_the_tally_throu
     # The tally by scope; the edges of the windows, the not yet valid, and the kinds of urgency.
     for index in ("tally_scope_day_idx", "cert_state_expiry_idx", "cert_not_before_idx"):
         assert index in used, index
+
+
+def test_the_edges_of_the_windows_are_counted_in_the_expiry_index_alone():
+    """The cards and the chart are one statement; the parts of days at the windows' edges (about a
+    day of certificates each, 4,000-5,000 at a million) are counted in `cert_state_expiry_idx` alone,
+    never read from the table; only the few certificates not yet valid are read from it, and those with
+    an open or failing renewal order, found from the orders."""
+    make_large_inventory(3000)
+    Organization.objects.create(cvr="55667788", name="Anden A/S")
+    ExpiryTally.settle()
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE certificates_expirytally")
+        cursor.execute("ANALYZE certificates_certificate")
+    now = timezone.now()
+    for organisations in (None, Organization.objects.filter(cvr="11223344")):  # everyone; a limit
+        certificates = Certificate.objects.all()
+        if organisations is not None:
+            certificates = certificates.filter(organization__in=organisations)
+        run = functools.partial(counts_and_chart, now, certificates, organisations)
+        assert_edges_in_the_index(plans(run, bitmaps=False))
+
+
+def assert_edges_in_the_index(queries: list[tuple[str, str]]) -> None:
+    ((sql, plan),) = queries[:1]
+    assert "certificates_expirytally" in sql, sql
+    scans = [line.strip(" ->") for line in plan.splitlines() if " on certificates_certificate " in line]
+    edges = [scan for scan in scans if scan.startswith("Index Only Scan using cert_state_expiry_idx")]
+    not_started = [scan for scan in scans if scan.startswith("Index Scan using cert_not_before_idx")]
+    # A part of a day at now, at the expiring and critical bounds and at each month's start, each once
+    # (where windows meet, they share it).
+    assert len(edges) >= 12, plan
+    ranges = [
+        line for line in plan.splitlines() if "Index Cond: ((state = " in line and "not_after <" in line
+    ]
+    assert len(set(ranges)) == len(ranges), plan
+    assert len(not_started) == 3, plan  # valid, expiring and critical
+    # Renewing and renewal failing: one look-up by id per order.
+    others = [scan for scan in scans if scan not in edges and scan not in not_started]
+    assert others and all("Scan using certificates_certificate_pkey" in scan for scan in others), plan
+    assert "Seq Scan on certificates_expirytally" not in plan, plan
+
+
+def test_the_failing_renewals_are_read_from_the_recent_failures_in_their_index():
+    """The failing renewals (the dashboard's card and the most urgent kind of "needs attention") are
+    found from the open orders and the failures of the last days, a range of `order_renewal_outcome_idx`,
+    not from every failure ever recorded."""
+    make_large_inventory(1000)
+    now = timezone.now()
+    orders = []
+    for index, pk in enumerate(Certificate.objects.order_by("pk").values_list("pk", flat=True)):
+        recent = index % 20 == 0
+        completed = now - dt.timedelta(days=1 if recent else 200 + index % 300)
+        orders.append(
+            Order(
+                certificate_id=pk, state=OrderState.FAILED, completed_at=completed, requested_by_label="bench"
+            )
+        )
+    Order.objects.bulk_create(orders)
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE certificates_order")
+    for run in (
+        lambda: counts(now, Certificate.objects.all()),
+        lambda: attention(now, Certificate.objects.all()),
+    ):
+        (_sql, plan), *_ = plans(run)
+        assert "order_renewal_outcome_idx" in plan, plan
 
 
 def test_needs_attention_as_the_list_filters_it_is_an_or_of_index_ranges():
