@@ -64,6 +64,8 @@ MONTHLY_LIST_LIMIT = 50
 MONTHLY_ORGANISATION_LIMIT = 10
 
 Entry = dict[str, Any]
+# What an alert about many certificates never shows: read lazily if ever, not for every listed certificate.
+HEAVY_FIELDS = ("pem", "chain_pem", "private_key_encrypted")
 
 # History entries written by earlier versions, kept in the catalogue so that they are still translated.
 STORED_MESSAGES = (gettext_noop("Alert sent: renewal keeps failing (%(attempts)s attempts)."),)
@@ -465,15 +467,19 @@ def renewal_keeps_failing(order: Order) -> None:
     now = timezone.now()
 
     def failing_now() -> list[Certificate]:
-        others = Certificate.objects.filter(
-            orders__kind=OrderKind.RENEW, orders__state__in=OPEN_ORDER_STATES, orders__attempts__gt=0
-        ).exclude(pk=order.certificate_id)
+        others = (
+            Certificate.objects.filter(
+                orders__kind=OrderKind.RENEW, orders__state__in=OPEN_ORDER_STATES, orders__attempts__gt=0
+            )
+            .exclude(pk=order.certificate_id)
+            .defer(*HEAVY_FIELDS)
+        )
         return [order.certificate, *others.distinct()]
 
     for _attempt in range(3):
         incident, opened = _open_incident(IncidentKind.RENEWALS_FAILING, now, failing_now)
         if opened:
-            affected = list(incident.certificates.all())
+            affected = list(incident.certificates.defer(*HEAVY_FIELDS))
             break
         # Join it under its row's lock, which `_close_incident` takes too: an outage is never closed
         # just as a new failure joins it (the failure would then be told by nobody).
@@ -532,55 +538,53 @@ def renewal_keeps_failing(order: Order) -> None:
 def renewals_recovered(now: dt.datetime | None = None) -> bool:
     """A renewal succeeded: close the open renewal outage, if there is one, and say so once, with where
     each affected certificate stands. Returns whether an outage was closed."""
-
-    def tell(incident: Incident) -> Telling:
-        entries: list[Entry] = []
-        items: list[Item] = []
-        for c in incident.certificates.order_by("not_after", "pk"):
-            renewed = Certificate.objects.filter(renewed_from=c).exists()
-            open_renewal = c.open_renewal()
-            entries.append({"certificate": c, "renewed": renewed, "open_renewal": open_renewal})
-            items.append(Item(c, _recovery_note(renewed, open_renewal)))
-        queued = channels.notify(
-            "renewals_recovered",
-            "good",
-            items,
-            describe_with(
-                gettext_noop("Renewals work again"),
-                gettext_noop(
-                    "A renewal has succeeded again, so the renewal outage is over. These certificates were "
-                    "affected."
-                ),
-            ),
-        )
-        return Telling(queued, _composed("renewals_recovered", {"entries": entries, "incident": incident}))
-
-    return _close_incident(IncidentKind.RENEWALS_FAILING, now or timezone.now(), tell)
+    return _close_incident(IncidentKind.RENEWALS_FAILING, now or timezone.now(), _recovery)
 
 
 def renewal_outage_over(now: dt.datetime | None = None) -> bool:
-    """The sweep's backstop for the renewal outage: the renewal that should have closed it may have
-    succeeded while its closing failed (the database restarting between the two), and an outage whose
-    orders all ended without a success would otherwise stay open and silence the next one. Returns
-    whether an outage was closed."""
-    incident = Incident.objects.filter(kind=IncidentKind.RENEWALS_FAILING, closed_at=None).first()
-    if incident is None:
-        return False
-    # Through the incident's certificates (indexed), not every order the portal has issued.
-    orders = Order.objects.filter(certificate__incidents=incident, kind=OrderKind.RENEW)
-    if orders.filter(state=OrderState.ISSUED, completed_at__gte=incident.opened_at).exists():
-        return renewals_recovered(now)
-    if orders.open().exists():
-        return False  # still trying (failing, or waiting for the CA's answer)
+    """The sweep's backstop for the renewal outage, decided under the incident's lock:
+    - a renewal has been issued since it opened (the renewal's own closing may have failed, the database
+      restarting between the two): say that renewals work again;
+    - a renewal is still failing or under way (any, not only the incident's: certificates that start
+      failing later are the same outage): leave it open;
+    - else every order of the outage ended without a success (each failure was alerted on its own) or
+      was cancelled by a person: close it quietly, so that the next outage is told again.
+    Returns whether an outage was closed."""
 
-    def still_over(incident: Incident) -> Telling | None:
-        # Asked again under the incident's lock: a failure may have joined since the look above.
-        joined = Order.objects.filter(certificate__incidents=incident, kind=OrderKind.RENEW).open()
-        return None if joined.exists() else Telling()
+    def decide(incident: Incident) -> Telling | None:
+        members = Order.objects.filter(certificate__incidents=incident, kind=OrderKind.RENEW)
+        if members.filter(state=OrderState.ISSUED, completed_at__gte=incident.opened_at).exists():
+            return _recovery(incident)
+        renewals = Order.objects.filter(kind=OrderKind.RENEW).open()
+        if members.open().exists() or renewals.filter(attempts__gt=0).exists():
+            return None
+        return Telling()
 
-    # Every order of the outage ended without a success (each failure was alerted on its own) or was
-    # cancelled by a person: nothing to announce; close it so that the next outage is told again.
-    return _close_incident(IncidentKind.RENEWALS_FAILING, now or timezone.now(), still_over)
+    return _close_incident(IncidentKind.RENEWALS_FAILING, now or timezone.now(), decide)
+
+
+def _recovery(incident: Incident) -> Telling:
+    """What "renewals work again" says: each affected certificate and where it stands."""
+    entries: list[Entry] = []
+    items: list[Item] = []
+    for c in incident.certificates.defer(*HEAVY_FIELDS).order_by("not_after", "pk"):
+        renewed = Certificate.objects.filter(renewed_from=c).exists()
+        open_renewal = c.open_renewal()
+        entries.append({"certificate": c, "renewed": renewed, "open_renewal": open_renewal})
+        items.append(Item(c, _recovery_note(renewed, open_renewal)))
+    queued = channels.notify(
+        "renewals_recovered",
+        "good",
+        items,
+        describe_with(
+            gettext_noop("Renewals work again"),
+            gettext_noop(
+                "A renewal has succeeded again, so the renewal outage is over. These certificates were "
+                "affected."
+            ),
+        ),
+    )
+    return Telling(queued, _composed("renewals_recovered", {"entries": entries, "incident": incident}))
 
 
 @dataclass
@@ -607,10 +611,13 @@ def _close_incident(kind: IncidentKind, now: dt.datetime, tell: Callable[[Incide
     queued, nobody heard: the incident is opened again for the next sweep. `tell` returns None when, asked
     under the incident's lock, the incident is not over after all: then nothing changes. Returns whether
     it was closed."""
+    if not Incident.objects.filter(kind=kind, closed_at=None).exists():
+        return False  # the usual case, every sweep: no transaction (on SQLite, no write lock)
     with transaction.atomic():
         incident = Incident.objects.filter(kind=kind, closed_at=None).first()
         if incident is None:
             return False
+        now = max(now, incident.opened_at)  # opened during a long sweep that started earlier
         # The claim, and the row's lock until the commit (joining an incident takes it too).
         if not Incident.objects.filter(pk=incident.pk, closed_at=None).update(closed_at=now):
             return False  # another worker closed it

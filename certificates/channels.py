@@ -220,17 +220,18 @@ def notify(kind: str, severity: str, items: list[Item], describe: Describe) -> i
     """Queue an alert about certificates for every channel concerned, each listing only the
     certificates it may know of; `describe(items)` gives the title and text for those items, in
     TRUSTVIEW_EMAIL_LANGUAGE. Returns how many messages were queued. Never raises: a channel problem
-    must not stop the e-mail."""
+    must not stop the e-mail (a savepoint: a database error here leaves the caller's transaction usable)."""
     try:
         queued = 0
-        for channel in channels_for({item.certificate.organization_id for item in items}):
-            mine = [i for i in items if channel.organization_id in (None, i.certificate.organization_id)]
-            if mine:
-                with translation.override(settings.TRUSTVIEW_EMAIL_LANGUAGE):
-                    title, text = describe(mine)
-                    content = build_content(kind, severity, title, text, mine)
-                queue(channel, kind, content)
-                queued += 1
+        with transaction.atomic():
+            for channel in channels_for({item.certificate.organization_id for item in items}):
+                mine = [i for i in items if channel.organization_id in (None, i.certificate.organization_id)]
+                if mine:
+                    with translation.override(settings.TRUSTVIEW_EMAIL_LANGUAGE):
+                        title, text = describe(mine)
+                        content = build_content(kind, severity, title, text, mine)
+                    queue(channel, kind, content)
+                    queued += 1
         return queued
     except Exception:  # the e-mail goes on whatever happens here
         log.exception("Could not queue the %s alert for the chat and webhook channels", kind)
@@ -239,15 +240,16 @@ def notify(kind: str, severity: str, items: list[Item], describe: Describe) -> i
 
 def notify_portal(kind: str, severity: str, describe: Describe, items: list[Item] | None = None) -> int:
     """Queue an alert about the portal itself (the scheduler, a monthly status) for the portal-wide
-    channels only. Never raises."""
+    channels only. Never raises (a savepoint, as in `notify`)."""
     try:
         queued = 0
-        for channel in AlertChannel.objects.filter(enabled=True, organization=None):
-            with translation.override(settings.TRUSTVIEW_EMAIL_LANGUAGE):
-                title, text = describe(items or [])
-                content = build_content(kind, severity, title, text, items or [])
-            queue(channel, kind, content)
-            queued += 1
+        with transaction.atomic():
+            for channel in AlertChannel.objects.filter(enabled=True, organization=None):
+                with translation.override(settings.TRUSTVIEW_EMAIL_LANGUAGE):
+                    title, text = describe(items or [])
+                    content = build_content(kind, severity, title, text, items or [])
+                queue(channel, kind, content)
+                queued += 1
         return queued
     except Exception:
         log.exception("Could not queue the %s alert for the chat and webhook channels", kind)

@@ -465,6 +465,15 @@ def test_an_outage_whose_orders_all_ended_without_a_success_closes_quietly_so_th
     assert next_outage.subject == "[trustview] Renewals keep failing: 1 certificate affected"
 
 
+def test_an_outage_stays_open_while_any_renewal_keeps_failing_not_only_its_first_ones(recipients):
+    first = failing_order(certificate("first", 10))
+    renewal_keeps_failing(first)
+    Order.objects.filter(pk=first.pk).update(state=OrderState.FAILED, completed_at=timezone.now())
+    failing_order(certificate("failing since", 11), attempts=1)  # not yet told of, same outage
+    assert alerts.renewal_outage_over() is False
+    assert Incident.objects.get().closed_at is None
+
+
 def test_a_failure_that_joins_the_outage_as_the_sweep_closes_it_keeps_it_open(recipients, monkeypatch):
     ended = failing_order(certificate("ended", 10))
     renewal_keeps_failing(ended)
