@@ -36,7 +36,8 @@ MAX_PIN_ATTEMPTS = 5
 # each check). `set-pin-cost` changes it for profiles created from then on; a test suite that issues
 # hundreds of certificates lowers it, as Django test suites lower their password hasher's.
 DEFAULT_PIN_COST = 14
-PIN_COSTS = range(10, 21)
+# Above 14 hashlib.scrypt needs more than its default 32 MiB (maxmem) and refuses: 14 is also the most.
+PIN_COSTS = range(10, 15)
 # Idempotency keys are kept at least 24 hours (contract); a week leaves room for slow retries.
 IDEMPOTENCY_RETENTION_SECONDS = 7 * 24 * 3600
 
@@ -194,7 +195,12 @@ def hash_pin(pin: str, salt: bytes, cost: int = DEFAULT_PIN_COST) -> bytes:
 
 def pin_matches(pin: str, salt: bytes, expected: bytes) -> bool:
     # 32 bytes: a digest stored before the cost was (always DEFAULT_PIN_COST then).
-    cost, digest = (DEFAULT_PIN_COST, expected) if len(expected) == 32 else (expected[0], expected[1:])
+    if len(expected) == 32:
+        cost, digest = DEFAULT_PIN_COST, expected
+    elif len(expected) == 33:
+        cost, digest = expected[0], expected[1:]
+    else:
+        return False
     if cost not in PIN_COSTS:
         return False
     return hmac.compare_digest(hash_pin(pin, salt, cost)[1:], digest)
@@ -320,7 +326,9 @@ class Store:
 
     def pin_cost(self, conn: sqlite3.Connection) -> int:
         value = self.get_setting(conn, "pin_cost")
-        return DEFAULT_PIN_COST if value is None else int(value)
+        if value is not None and value.isdigit() and int(value) in PIN_COSTS:
+            return int(value)
+        return DEFAULT_PIN_COST
 
     def renewal_delay_seconds(self, conn: sqlite3.Connection) -> float:
         value = self.get_setting(conn, "renewal_delay_seconds")

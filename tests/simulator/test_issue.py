@@ -211,6 +211,9 @@ def test_pins_match_whatever_cost_they_were_hashed_at(sim: Simulator) -> None:
     salt = b"s" * 16
     assert pin_matches("ABCD-EFGH", salt, hash_pin("ABCD-EFGH", salt)[1:])
     assert not pin_matches("ABCD-EFGA", salt, hash_pin("ABCD-EFGH", salt)[1:])
+    # A cost scrypt cannot do in its default memory, or a damaged hash: no match, and no crash.
+    assert not pin_matches("ABCD-EFGH", salt, bytes([20]) + hash_pin("ABCD-EFGH", salt)[1:])
+    assert not pin_matches("ABCD-EFGH", salt, b"")
 
 
 def test_unknown_reference(sim: Simulator) -> None:
