@@ -95,8 +95,15 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
 
     database = settings.DATABASES["default"]
     if database["ENGINE"] == "django.db.backends.sqlite3":
-        shutil.copyfile(migrated_sqlite_template(), database["TEST"]["NAME"])
-    elif os.environ.get(MIGRATED_DATABASE_URL) == os.environ.get("DATABASE_URL"):
+        # A new file (written aside, then renamed over the old one), so a run still using the old one in
+        # this checkout keeps its own; and no journal of an interrupted run is rolled into the copy.
+        name = Path(database["TEST"]["NAME"])
+        for leftover in ("-journal", "-wal", "-shm"):
+            Path(f"{name}{leftover}").unlink(missing_ok=True)
+        partial = name.with_name(f"{name.name}.{os.getpid()}.partial")
+        shutil.copyfile(migrated_sqlite_template(), partial)
+        os.replace(partial, name)
+    elif (url := os.environ.get("DATABASE_URL")) and url == os.environ.get(MIGRATED_DATABASE_URL):
         database.setdefault("TEST", {})["TEMPLATE"] = database["NAME"]
 
 
