@@ -607,10 +607,11 @@ def _close_incident(kind: IncidentKind, now: dt.datetime, tell: Callable[[Incide
     The closing, the chat messages and the rendering of the e-mail (which reads the database) happen in
     one transaction: if the database fails on the way, nothing is closed and the next sweep tries again.
     The e-mail is sent after the commit, since sending needs no database, so a database restarting then
-    can neither lose it nor have it sent twice. If the mail server refuses it and no chat message was
-    queued, nobody heard: the incident is opened again for the next sweep. `tell` returns None when, asked
-    under the incident's lock, the incident is not over after all: then nothing changes. Returns whether
-    it was closed."""
+    cannot make it sent twice. If the mail server refuses it and no chat message was queued, nobody
+    heard: the incident is opened again for the next sweep. (A worker killed between the commit and the
+    send still loses it; an outbox row sent by a retrying task would close that gap.) `tell` returns
+    None when, asked under the incident's lock, the incident is not over after all: then nothing changes.
+    Returns whether it was closed."""
     if not Incident.objects.filter(kind=kind, closed_at=None).exists():
         return False  # the usual case, every sweep: no transaction (on SQLite, no write lock)
     with transaction.atomic():
