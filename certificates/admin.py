@@ -73,14 +73,9 @@ class CertificateAdmin(admin.ModelAdmin):
         return False  # certificates enter through import or issuance, where they are parsed
 
 
-@admin.register(Event)
-class EventAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "certificate", "kind", "actor_label", "message"]
-    list_filter = ["kind"]
-    search_fields = ["message", "certificate__subject_cn", "actor_label"]
-    list_select_related = ["certificate"]
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows to look at in the admin, never to add, change or delete there."""
 
-    # The history is append-only.
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -89,6 +84,16 @@ class EventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return False
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdmin):
+    """The history is append-only."""
+
+    list_display = ["created_at", "certificate", "kind", "actor_label", "message"]
+    list_filter = ["kind"]
+    search_fields = ["message", "certificate__subject_cn", "actor_label"]
+    list_select_related = ["certificate"]
 
 
 @admin.register(Order)
@@ -206,17 +211,8 @@ class MetricCounterAdmin(admin.ModelAdmin):
 
 
 @admin.register(ExpiryTally)
-class ExpiryTallyAdmin(admin.ModelAdmin):
+class ExpiryTallyAdmin(ReadOnlyAdmin):
     """Kept by database triggers (models.ExpiryTally): to look at, never to edit."""
 
     list_display = ["scope", "state", "day", "certificates", "settled"]
     list_filter = ["state", "settled"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
