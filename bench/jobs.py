@@ -8,7 +8,6 @@ certificates to those with an id up to it (the tenth of N to compare memory with
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import subprocess
@@ -19,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
 
-from bench.pki import self_signed_ca
+from bench.pki import self_signed_ca, signed_leaf
 
 RESPONDER_DELAY = 0.05  # seconds: a responder 50 ms away
 REVOCATION_CERTIFICATES = 2000  # per source (OCSP, CRL)
@@ -187,8 +186,6 @@ def _leaves(
 ) -> bytes:
     """A PEM bundle of `count` leaves of `ca` naming the responder's OCSP address, or its CRL."""
     leaf_key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key())
     if source == "OCSP":
         access = x509.AccessDescription(
             AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(f"{base}/ocsp")
@@ -200,18 +197,7 @@ def _leaves(
     parts = []
     for index in range(count):
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"bench revocation {tag} {index}")])
-        leaf = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(ca.subject)
-            .public_key(leaf_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=365))
-            .add_extension(aki, critical=False)
-            .add_extension(extension, critical=False)
-            .sign(ca_key, hashes.SHA256())
-        )
+        leaf = signed_leaf(ca, ca_key, leaf_key, subject, 365, extension)
         parts.append(leaf.public_bytes(serialization.Encoding.PEM))
     return b"".join(parts)
 

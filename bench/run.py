@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from django.conf import settings
@@ -26,7 +26,7 @@ from django.test.utils import setup_test_environment
 from django.urls import reverse
 from django.utils import timezone
 
-from bench.pki import self_signed_ca
+from bench.pki import self_signed_ca, signed_leaf
 from bench.seed import seed
 
 Timer = Callable[[], object]
@@ -96,8 +96,6 @@ def dummy_pem() -> tuple[str, ec.EllipticCurvePrivateKey, x509.Certificate]:
 def import_bundle(ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate, count: int, tag: str) -> bytes:
     """A PEM bundle of `count` leaves (one EC key for all of them, to be quick) and their CA."""
     leaf_key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key())
     parts = [ca.public_bytes(serialization.Encoding.PEM)]
     for index in range(count):
         subject = x509.Name(
@@ -107,17 +105,7 @@ def import_bundle(ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate, coun
                 x509.NameAttribute(NameOID.COUNTRY_NAME, "DK"),
             ]
         )
-        leaf = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(ca.subject)
-            .public_key(leaf_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(days=1))
-            .not_valid_after(now + dt.timedelta(days=365 + index % 700))
-            .add_extension(aki, critical=False)
-            .sign(ca_key, hashes.SHA256())
-        )
+        leaf = signed_leaf(ca, ca_key, leaf_key, subject, 365 + index % 700)
         parts.append(leaf.public_bytes(serialization.Encoding.PEM))
     return b"".join(parts)
 
