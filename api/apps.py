@@ -10,6 +10,6 @@ class ApiConfig(AppConfig):
 
     name = "api"
     verbose_name = "REST API"
-
-    def ready(self) -> None:
-        from . import schema  # noqa: F401  (tells drf-spectacular about the Bearer token)
+    # drf-spectacular learns of the Bearer token when the URLs are loaded (api/urls.py), not here:
+    # importing it costs every process that never serves the API (a Celery worker, beat, a management
+    # command) a third of its start-up.
