@@ -32,6 +32,9 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
+    # Each browser context's window would load the address bar's two WebUI pop-ups (chrome://omnibox-popup
+    # .top-chrome/) into a renderer of their own, which no test sees: 0.15 s of CPU per context.
+    "--disable-features=WebUIOmniboxPopup,WebUIOmniboxAimPopup",
 ]
 ADMIN = ("admin", "browser-test-pass-42")
 
