@@ -16,6 +16,9 @@ class Command(BaseCommand):
         "DJANGO_SUPERUSER_EMAIL; without them, create 'admin' with a generated password (printed once) "
         "when there is no superuser yet."
     )
+    # `migrate` runs the system checks just before this command (make run, the compose file); running them
+    # again would load every URL and view for a command that touches one table.
+    requires_system_checks: list[str] = []
 
     def handle(self, *args: Any, **options: Any) -> None:
         users = get_user_model()
