@@ -25,7 +25,9 @@ shift
 # three, 246 s with four, where the two cores are already busy all the time; 343 s with two, a run that
 # also made the migrated templates, about 15 s).
 sqlite_workers=(-n "${TEST_WORKERS:-3}")
-postgres_workers=(-n "${TEST_POSTGRES_WORKERS:-1}")
+# The PostgreSQL run in one process (no pytest-xdist controller, which would load Django for nothing): its
+# tests mostly wait for PostgreSQL, so it uses about half a core beside the SQLite run.
+postgres_workers=(-n "${TEST_POSTGRES_WORKERS:-0}")
 durations=(--durations=15 --durations-min=1)
 mkdir -p var
 postgres_log=var/test-postgresql.log
