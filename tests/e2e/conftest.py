@@ -75,7 +75,9 @@ def browser() -> Iterator[object]:
 def page(browser, portal: Portal):  # type: ignore[no-untyped-def]
     context = browser.new_context(base_url=portal.url, viewport={"width": 1280, "height": 900})
     page = context.new_page()
-    page.set_default_timeout(10_000)
+    # A bound, not a measure: a login is a deliberately slow password hash, and on a loaded machine (the
+    # rest of the suite beside it) the first one took over 10 s.
+    page.set_default_timeout(20_000)
     yield page
     context.close()
 
