@@ -1,6 +1,7 @@
 """Expiry alerts at any inventory size: a bounded e-mail (counts per threshold, the soonest by name, a
 link to the rest), claims read and committed in chunks, each certificate alerted once across runs, and a
-run stopped half-way that neither loses an alert nor sends one twice."""
+run stopped half-way that neither loses an alert nor sends one twice; chat and webhook messages bounded
+the same way."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ import pytest
 from django.core import mail
 from django.utils import timezone
 
-from certificates import alerts
+from certificates import alerts, channels
 from certificates.alerts import send_expiry_alerts
 from certificates.choices import EventKind, LifecycleState
-from certificates.models import Certificate, Event, ExpiryAlert
+from certificates.models import AlertChannel, Certificate, ChannelMessage, Event, ExpiryAlert
 from certificates.services import import_certificate_file
 
 from . import pki
@@ -208,3 +209,16 @@ def test_a_run_that_fails_after_its_e_mail_was_accepted_does_not_send_it_again_a
     assert len(mail.outbox) == 1
     assert send_expiry_alerts(NOW + dt.timedelta(minutes=30)) == 0
     assert len(mail.outbox) == 1
+
+
+def test_a_chat_message_names_the_soonest_and_counts_them_all(recipients, monkeypatch):
+    monkeypatch.setattr(alerts, "CHANNEL_LIST_LIMIT", 2)
+    AlertChannel.objects.create(name="chat", kind="slack", url_encrypted="", url_hint="https://hooks…")
+    five_due()
+    assert send_expiry_alerts(NOW) == 5
+    (message,) = ChannelMessage.objects.all()
+    content = message.content
+    assert content["title"] == "Certificates expiring: 5" and content["severity"] == "critical"
+    assert [c["common_name"] for c in content["certificates"]] == ["due_5", "due_10"]
+    assert content["certificates_total"] == 5
+    assert "…and 3 more." in channels.slack_message(content)["blocks"][1]["text"]["text"]
