@@ -21,6 +21,8 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -29,10 +31,12 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
 from django.db.models.functions import TruncMonth
 from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone, translation
+from django.utils.http import urlencode
 from django.utils.translation import gettext, gettext_noop
 
 from . import channels
@@ -44,11 +48,14 @@ from .choices import (
     IncidentKind,
     OrderKind,
     OrderState,
+    Status,
 )
 from .models import (
     RECENT_LAPSE_DAYS,
     Certificate,
     CertificateContact,
+    CertificateQuerySet,
+    Event,
     ExpiryAlert,
     Incident,
     NotificationSettings,
@@ -136,8 +143,13 @@ def _sent(message: EmailMultiAlternatives) -> bool:
 
 def contacts_by_certificate(certificates: Iterable[Certificate]) -> dict[int, list[str]]:
     """Each certificate's own contacts (addresses), by certificate id."""
+    return contacts_by_certificate_id([c.pk for c in certificates])
+
+
+def contacts_by_certificate_id(ids: list[int]) -> dict[int, list[str]]:
+    """Each certificate's own contacts (addresses), by certificate id."""
     found: dict[int, list[str]] = {}
-    rows = CertificateContact.objects.filter(certificate__in=[c.pk for c in certificates])
+    rows = CertificateContact.objects.filter(certificate__in=ids)
     for certificate_id, address in rows.values_list("certificate_id", "email"):
         found.setdefault(certificate_id, []).append(address)
     return found
@@ -205,99 +217,290 @@ def thresholds() -> list[int]:
 def send_expiry_alerts(now: dt.datetime | None = None) -> int:
     """Alert once per (certificate, threshold) crossed, however late the run: crossing, not equality.
 
-    One query finds the certificates that crossed a threshold they have no alert for. Each recipient gets
-    one e-mail per run listing every such certificate, most urgent first (a certificate that crossed
-    several thresholds at once is listed once, at the most urgent); every crossed threshold is recorded.
-    Rows are claimed before anything is sent, so a second run at the same time sends nothing; when no
-    e-mail could be sent at all, the claims are given up and the next run tries again.
-    Returns the number of certificates alerted.
+    Each recipient gets one e-mail per run about the certificates that crossed a threshold they have no
+    alert for, most urgent first (a certificate that crossed several thresholds at once is listed once, at
+    the most urgent); every crossed threshold is recorded. The e-mail is bounded: past
+    EXPIRY_LIST_LIMIT certificates it says how many crossed each threshold, lists the soonest and links
+    to the certificate list filtered to the rest. The run's memory does not grow with the certificates:
+
+    1. Claim, in chunks of CLAIM_CHUNK in expiry order (ids and expiry dates only), each chunk committed:
+       the alert rows are inserted with this run's token (`ExpiryAlert.run`); a row another run inserted
+       first stays that run's (the unique constraint decides), so two runs at once send each alert once.
+    2. Send the e-mails, each read from the database (counts per threshold, and the soonest rows).
+    3. Record, in one transaction: the chat and webhook messages, the rows told (`run` emptied, with
+       their recipients) and one history entry per certificate.
+
+    Mark, then send, then record. A run stopped before it sends has told nobody, and its claims go back:
+    on an exception at once (deleted), and a killed worker's after ABANDONED_CLAIM_AFTER (the next run
+    takes them over). So a crash loses no alert and sends none twice, but in one window: the worker
+    killed after the mail server accepted an e-mail and before 3 commits sends it again after
+    ABANDONED_CLAIM_AFTER. When no e-mail could be sent and no message queued, the claims are given up
+    and the next run tries again. Returns the number of certificates alerted.
     """
     now = now or timezone.now()
     levels = thresholds()
     if not levels:
         return 0
+    run = uuid.uuid4().hex
+    mine = ExpiryAlert.objects.filter(kind=AlertKind.EXPIRY, run=run)
+    alerted = _alerted_in(run)
+    due = _due_for_expiry_alert(levels, now)
+    reached: set[str] = set()
+    try:
+        _take_over_abandoned_claims(run, now)
+        if not mine.exists() and not due.exists():
+            return 0
+        to = recipients()
+        if not to and not _anyone_else_to_tell(due, alerted):
+            log.warning("Expiry alerts are due but nobody is set to receive them (TRUSTVIEW_ALERT_EMAILS).")
+            _give_up(run)
+            return 0
+        _claim_due(due, levels, to, run, now)
+        if not mine.exists():
+            return 0  # another run claimed them a moment ago: that run sends them
+        _send_expiry_emails(alerted, levels, to, now, reached)
+        with transaction.atomic():
+            queued = _queue_expiry_messages(alerted, levels, now)
+            told = _record_expiry_alerts(alerted, levels, to, reached, run, now) if reached or queued else 0
+    except BaseException:
+        if not reached:  # nobody was told: the next run (or a retry) claims them again
+            _give_up(run)
+        raise
+    if not told:
+        _give_up(run)  # nobody was told: the next run tries again
+    return told
+
+
+def _give_up(run: str) -> None:
+    """Delete a run's claims that nobody was told of, so that the next run claims them again."""
+    ExpiryAlert.objects.filter(kind=AlertKind.EXPIRY, run=run).delete()
+
+
+# A run of the expiry alerts claims this many certificates at a time (one commit each) ...
+CLAIM_CHUNK = 1000
+# ... lists at most this many by name in an e-mail (the soonest; the rest are counted and linked) ...
+EXPIRY_LIST_LIMIT = 50
+# ... names at most this many in a chat or webhook message, the rest counted (a chat shows the first 25; a
+# webhook gets them all: a day's alerts at 1,000,000 certificates, about 1,800, fit) ...
+CHANNEL_LIST_LIMIT = 2000
+# ... and takes over the claims of a run stopped this long ago without telling anyone (a killed worker).
+# Longer than any run takes: a run still sending must not have its claims taken.
+ABANDONED_CLAIM_AFTER = dt.timedelta(hours=1)
+
+
+def _due_for_expiry_alert(levels: list[int], now: dt.datetime) -> CertificateQuerySet:
+    """Current certificates that crossed a threshold they have no alert for (an index range: only those
+    within the largest threshold are read, whatever the inventory holds beyond it)."""
     needs_alert = Q()
     for days in levels:
         sent = ExpiryAlert.objects.filter(
             certificate=OuterRef("pk"), kind=AlertKind.EXPIRY, threshold_days=days
         )
         needs_alert |= Q(~Exists(sent), not_after__lte=now + dt.timedelta(days=days))
-    # The explicit range keeps the read to the certificates within the largest threshold (an index range),
-    # whatever the inventory holds beyond it.
-    due = list(
-        Certificate.objects.current(now)
-        .filter(needs_alert, not_after__lte=now + dt.timedelta(days=levels[0]))
-        .with_situation(now)  # the e-mails say each one's situation: no query per certificate
-        .defer("pem", "chain_pem")
-        .order_by("not_after", "pk")
+    return Certificate.objects.current(now).filter(
+        needs_alert, not_after__lte=now + dt.timedelta(days=levels[0])
     )
-    if not due:
-        return 0
-    to = recipients()
-    contacts = contacts_by_certificate(due)
-    if not to and not contacts and not channels.channels_for({c.organization_id for c in due}):
-        log.warning("Expiry alerts are due but nobody is set to receive them (TRUSTVIEW_ALERT_EMAILS).")
-        return 0
-    entries: list[Entry] = []
-    claims: list[int] = []
-    claims_of: dict[int, list[int]] = {}  # by certificate: each entry's update names only its own rows
-    for certificate in due:
-        crossed = [days for days in levels if certificate.not_after <= now + dt.timedelta(days=days)]
-        mine = []
-        for days in crossed:
-            row = _claim(certificate, AlertKind.EXPIRY, days, to)
-            if row is not None:
-                claims.append(row.pk)
-                claims_of.setdefault(certificate.pk, []).append(row.pk)
-                mine.append(days)
-        if not mine:
-            continue  # another run claimed it a moment ago: that run sends it
-        threshold = min(mine)
-        entries.append(
-            {
-                "certificate": certificate,
-                "days_left": (certificate.not_after - now).days,
-                "critical": threshold == min(levels),
-                "threshold": threshold,
-            }
-        )
-    if not entries:
-        return 0
-    queued = channels.notify(
-        "expiry",
-        "critical" if any(entry["critical"] for entry in entries) else "warning",
-        [
-            Item(e["certificate"], gettext_noop("expires in %(days)s days"), {"days": e["days_left"]})
-            for e in entries
+
+
+def _alerted_in(run: str) -> CertificateQuerySet:
+    """The certificates this run claimed, each with `threshold`: the most urgent threshold it claimed."""
+    claims = ExpiryAlert.objects.filter(certificate=OuterRef("pk"), kind=AlertKind.EXPIRY, run=run)
+    return Certificate.objects.filter(Exists(claims)).annotate(
+        threshold=Subquery(claims.order_by("threshold_days").values("threshold_days")[:1])
+    )
+
+
+def _take_over_abandoned_claims(run: str, now: dt.datetime) -> None:
+    """Claims of a run stopped over ABANDONED_CLAIM_AFTER ago without telling anyone become this run's
+    (one UPDATE: of two runs at once, one takes each); those of certificates no longer current are
+    dropped (nobody was told of them, and there is nothing left to tell)."""
+    abandoned = ExpiryAlert.objects.filter(
+        kind=AlertKind.EXPIRY, sent_at__lt=now - ABANDONED_CLAIM_AFTER
+    ).exclude(run="")
+    abandoned.exclude(certificate__in=Certificate.objects.current(now).values("pk")).delete()
+    abandoned.update(run=run, sent_at=now)
+
+
+def _anyone_else_to_tell(due: CertificateQuerySet, alerted: CertificateQuerySet) -> bool:
+    """Whether a certificate contact or a chat or webhook channel would hear of these certificates."""
+    concerned = Certificate.objects.filter(Q(pk__in=due.values("pk")) | Q(pk__in=alerted.values("pk")))
+    if CertificateContact.objects.filter(certificate__in=concerned.values("pk")).exists():
+        return True
+    organisations = concerned.order_by().values_list("organization_id", flat=True).distinct()
+    return bool(channels.channels_for(organisations))
+
+
+def _claim_due(
+    due: CertificateQuerySet, levels: list[int], to: list[str], run: str, now: dt.datetime
+) -> None:
+    """Insert this run's alert rows for every threshold each due certificate crossed, CLAIM_CHUNK
+    certificates at a time in expiry order, each chunk committed; a row that exists already (sent, or
+    claimed by another run) is left alone."""
+    after: tuple[int, dt.datetime] | None = None
+    while True:
+        chunk = due.order_by("not_after", "pk")
+        if after is not None:
+            chunk = chunk.filter(Q(not_after__gt=after[1]) | Q(not_after=after[1], pk__gt=after[0]))
+        rows = list(chunk.values_list("pk", "not_after")[:CLAIM_CHUNK])
+        if not rows:
+            return
+        claims = [
+            ExpiryAlert(
+                certificate_id=pk,
+                kind=AlertKind.EXPIRY,
+                threshold_days=days,
+                recipients=to,
+                sent_at=now,
+                run=run,
+            )
+            for pk, not_after in rows
+            for days in levels
+            if not_after <= now + dt.timedelta(days=days)
+        ]
+        _insert_claims(claims)
+        after = rows[-1]
+
+
+def _insert_claims(claims: list[ExpiryAlert]) -> None:
+    """Insert the rows not there yet (ON CONFLICT DO NOTHING: on PostgreSQL, after waiting for another
+    run inserting the same rows to commit), committed."""
+    with transaction.atomic():
+        ExpiryAlert.objects.bulk_create(claims, ignore_conflicts=True)
+
+
+def _send_expiry_emails(
+    alerted: CertificateQuerySet, levels: list[int], to: list[str], now: dt.datetime, reached: set[str]
+) -> None:
+    """One e-mail to the portal's recipients about every certificate alerted, and one to each
+    certificate contact about theirs (a contact who is a recipient already has them all). Adds to
+    `reached` each address the mail server accepted, as it does (so a run that fails half-way knows)."""
+    if to and _send_quietly("expiry_alert", _expiry_context(alerted, levels, now), to):
+        reached.update(to)
+    contacts = (
+        CertificateContact.objects.filter(certificate__in=alerted.values("pk"))
+        .exclude(email__in=to)
+        .order_by("email")
+        .values_list("email", flat=True)
+        .distinct()
+    )
+    for address in list(contacts):
+        theirs = alerted.filter(contacts__email=address)
+        if _send_quietly("expiry_alert", _expiry_context(theirs, levels, now), [address]):
+            reached.add(address)
+
+
+def _expiry_context(certificates: CertificateQuerySet, levels: list[int], now: dt.datetime) -> dict[str, Any]:
+    """What an expiry e-mail says of these certificates: how many crossed each threshold, the soonest
+    EXPIRY_LIST_LIMIT (each with its situation, read in the same query) and a link to the rest."""
+    thresholds_crossed = certificates.values_list("threshold", flat=True)  # type: ignore[misc]
+    per_threshold = Counter(thresholds_crossed.iterator(chunk_size=CLAIM_CHUNK))
+    listed = certificates.for_listing().with_situation(now).order_by("not_after", "pk")[:EXPIRY_LIST_LIMIT]
+    entries = [_expiry_entry(c, c.threshold, levels, now) for c in listed]  # type: ignore[attr-defined]
+    total = sum(per_threshold.values())
+    return {
+        "entries": entries,
+        "total": total,
+        "more": total - len(entries),
+        "per_threshold": [
+            {"threshold": days, "count": per_threshold[days], "critical": days == min(levels)}
+            for days in sorted(per_threshold)
         ],
+        "within_days": levels[0],
+        "rest_url": expiring_list_url(levels[0]),
+    }
+
+
+def expiring_list_url(days: int) -> str:
+    """The certificate list filtered to the certificates in use that expire within `days`, soonest first
+    (the path; the e-mails put the portal's address before it). Within TRUSTVIEW_EXPIRING_DAYS those are
+    exactly the status "expiring"; beyond it the list shows superseded ones too."""
+    query = {"expires_within": str(days), "sort": "expiry"}
+    if days <= settings.TRUSTVIEW_EXPIRING_DAYS:
+        query = {"status": str(Status.EXPIRING.value), **query}
+    return f"{reverse('certificates:list')}?{urlencode(query)}"
+
+
+def _expiry_entry(certificate: Certificate, threshold: int, levels: list[int], now: dt.datetime) -> Entry:
+    return {
+        "certificate": certificate,
+        "days_left": (certificate.not_after - now).days,
+        "critical": threshold == min(levels),
+        "threshold": threshold,
+    }
+
+
+def _queue_expiry_messages(alerted: CertificateQuerySet, levels: list[int], now: dt.datetime) -> int:
+    """The chat and webhook messages about the certificates alerted: each names the soonest
+    CHANNEL_LIST_LIMIT of its certificates and counts them all."""
+    critical = alerted.filter(threshold=min(levels)).exists()  # type: ignore[misc]
+
+    def item(certificate: Certificate) -> Item:
+        days = (certificate.not_after - now).days
+        return Item(certificate, gettext_noop("expires in %(days)s days"), {"days": days})
+
+    return channels.notify_counted(
+        "expiry",
+        "critical" if critical else "warning",
+        alerted.defer(*HEAVY_FIELDS).order_by("not_after", "pk"),
+        item,
         describe_with(
             gettext_noop("Certificates expiring: %(count)s"),
             gettext_noop(
                 "These certificates crossed an expiry alert threshold and have not been renewed yet."
             ),
         ),
+        CHANNEL_LIST_LIMIT,
     )
-    reached = _deliver("expiry_alert", entries, to, contacts)
-    if not reached and not queued:
-        ExpiryAlert.objects.filter(pk__in=claims).delete()  # nobody was told: the next run tries again
-        return 0
-    for entry in entries:
-        certificate, told = entry["certificate"], _told(entry["certificate"], to, contacts, reached)
-        # Not `pk__in=claims`: that list has every claim of the run, which made each of these updates
-        # as long as the run (quadratic: 325 s for 2,700 certificates at once at 100,000).
-        ExpiryAlert.objects.filter(pk__in=claims_of[certificate.pk]).update(recipients=told)
-        record_event(
-            certificate,
-            EventKind.ALERT_SENT,
-            SCHEDULER,
-            gettext_noop("Critical alert sent: expires in %(days)s days.")
-            if entry["critical"]
-            else gettext_noop("Expiry alert sent: expires in %(days)s days."),
-            days=entry["days_left"],
-            threshold_days=entry["threshold"],
-            recipients=told,
+
+
+def _record_expiry_alerts(
+    alerted: CertificateQuerySet,
+    levels: list[int],
+    to: list[str],
+    reached: set[str],
+    run: str,
+    now: dt.datetime,
+) -> int:
+    """Mark this run's claims told, with who received each, and write each certificate's history entry,
+    CLAIM_CHUNK certificates at a time. Returns how many certificates were alerted."""
+    everyone = [address for address in to if address in reached]
+    count = 0
+    while True:
+        # The told ones leave `alerted` (their run is emptied): each pass reads the next chunk.
+        chunk = alerted.order_by("pk").values_list("pk", "not_after", "threshold")  # type: ignore[misc]
+        rows = list(chunk[:CLAIM_CHUNK])
+        if not rows:
+            return count
+        contacts = contacts_by_certificate_id([pk for pk, _not_after, _threshold in rows])
+        events: list[Event] = []
+        plain: list[int] = []
+        for pk, not_after, threshold in rows:
+            told = [a for a in dict.fromkeys([*everyone, *contacts.get(pk, [])]) if a in reached]
+            if told == everyone:
+                plain.append(pk)
+            else:
+                ExpiryAlert.objects.filter(certificate_id=pk, run=run).update(
+                    recipients=told, run="", sent_at=now
+                )
+            critical = threshold == min(levels)
+            events.append(
+                Event(
+                    certificate_id=pk,
+                    kind=EventKind.ALERT_SENT,
+                    actor_label=SCHEDULER,
+                    message=gettext_noop("Critical alert sent: expires in %(days)s days.")
+                    if critical
+                    else gettext_noop("Expiry alert sent: expires in %(days)s days."),
+                    detail={"days": (not_after - now).days, "threshold_days": threshold, "recipients": told},
+                )
+            )
+        ExpiryAlert.objects.filter(certificate_id__in=plain, run=run).update(
+            recipients=everyone, run="", sent_at=now
         )
-    return len(entries)
+        Event.objects.bulk_create(
+            events
+        )  # no receiver listens for this kind (bulk_create sends no post_save)
+        count += len(rows)
 
 
 # --- lapses and late renewals ----------------------------------------------------------------------

@@ -37,7 +37,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import requests
@@ -203,7 +203,11 @@ class Item:
     note_values: dict[str, Any] = field(default_factory=dict)
 
 
-Describe = Callable[[list[Item]], tuple[str, str]]
+class Describe(Protocol):
+    """The title and text of a message about `items`; `count` says how many certificates the message is
+    about when it names only some of them (default: all of them are `items`)."""
+
+    def __call__(self, items: list[Item], count: int | None = None) -> tuple[str, str]: ...
 
 
 def channels_for(organization_ids: Iterable[int | None] | None) -> list[AlertChannel]:
@@ -232,6 +236,42 @@ def notify(kind: str, severity: str, items: list[Item], describe: Describe) -> i
                         content = build_content(kind, severity, title, text, mine)
                     queue(channel, kind, content)
                     queued += 1
+        return queued
+    except Exception:  # the e-mail goes on whatever happens here
+        log.exception("Could not queue the %s alert for the chat and webhook channels", kind)
+        return 0
+
+
+def notify_counted(
+    kind: str,
+    severity: str,
+    certificates: QuerySet[Certificate],
+    item: Callable[[Certificate], Item],
+    describe: Describe,
+    limit: int,
+) -> int:
+    """As `notify`, for an alert about any number of certificates, given as a query in the order to list
+    them: each channel's message names at most `limit` of the certificates it may know of and says how
+    many there are (`certificates_total`, and `%(count)s` in its text), so that neither the message nor
+    the memory grows with the certificates. Never raises (a savepoint, as in `notify`)."""
+    try:
+        queued = 0
+        with transaction.atomic():
+            organisations = certificates.order_by().values_list("organization_id", flat=True).distinct()
+            for channel in channels_for(organisations):
+                mine = certificates
+                if channel.organization_id is not None:
+                    mine = mine.filter(organization_id=channel.organization_id)
+                total = mine.count()
+                if not total:
+                    continue
+                items = [item(certificate) for certificate in mine[:limit]]
+                with translation.override(settings.TRUSTVIEW_EMAIL_LANGUAGE):
+                    title, text = describe(items, total)
+                    content = build_content(kind, severity, title, text, items)
+                content["certificates_total"] = total
+                queue(channel, kind, content)
+                queued += 1
         return queued
     except Exception:  # the e-mail goes on whatever happens here
         log.exception("Could not queue the %s alert for the chat and webhook channels", kind)
@@ -490,7 +530,8 @@ def _lines(content: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
 
 
 def _more(content: dict[str, Any]) -> int:
-    return max(0, len(content.get("certificates", [])) - MAX_ITEMS)
+    listed = len(content.get("certificates", []))
+    return max(0, content.get("certificates_total", listed) - min(listed, MAX_ITEMS))
 
 
 TEAMS_COLOURS = {"critical": "Attention", "warning": "Warning", "info": "Default", "good": "Good"}
@@ -625,8 +666,8 @@ def describe_with(title: str, text: str, **values: Any) -> Describe:
     """A `describe` for notify from English templates (translated when called), with `%(count)s` filled
     with the number of certificates the channel is told about."""
 
-    def describe(items: list[Item]) -> tuple[str, str]:
-        filled = {"count": len(items), **values}
+    def describe(items: list[Item], count: int | None = None) -> tuple[str, str]:
+        filled = {"count": len(items) if count is None else count, **values}
         return gettext(title) % filled, gettext(text) % filled
 
     return describe

@@ -1268,6 +1268,9 @@ class ExpiryAlert(models.Model):
 
     Kinds: an expiry threshold (`threshold_days`), the certificate expiring without a renewal (lapsed,
     threshold 0) and a renewal that is late (threshold 0).
+
+    `run`: while not empty, the row is claimed by that run of the expiry alerts, which has not yet told
+    anyone (its e-mail is being written); emptied when the telling is recorded (certificates.alerts).
     """
 
     certificate = models.ForeignKey(Certificate, on_delete=models.CASCADE, related_name="expiry_alerts")
@@ -1275,6 +1278,7 @@ class ExpiryAlert(models.Model):
     threshold_days = models.PositiveIntegerField()
     sent_at = models.DateTimeField(default=timezone.now)
     recipients = models.JSONField(default=list)
+    run = models.CharField(max_length=32, blank=True, default="")
 
     class Meta:
         ordering = ["-sent_at"]
@@ -1283,6 +1287,8 @@ class ExpiryAlert(models.Model):
                 fields=["certificate", "kind", "threshold_days"], name="one_alert_per_kind_and_threshold"
             )
         ]
+        # Only the few claims not yet told: found by their run without reading every alert ever sent.
+        indexes = [models.Index(fields=["run"], condition=~Q(run=""), name="expiry_alert_pending_idx")]
 
     def __str__(self) -> str:
         return f"{self.certificate.subject_cn}: {self.get_kind_display()} {self.threshold_days} days"

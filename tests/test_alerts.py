@@ -245,7 +245,7 @@ def test_a_second_run_at_the_same_time_sends_nothing(recipients, monkeypatch):
     second run's query ran before the first run claimed anything, and it still sends nothing."""
     certificate("one", 20.5)
     certificate("two", 10.5)
-    original = alerts._claim
+    original = alerts._insert_claims
     state = {"other_run": False}
 
     def claim_after_the_other_run(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -254,7 +254,7 @@ def test_a_second_run_at_the_same_time_sends_nothing(recipients, monkeypatch):
             assert send_expiry_alerts(NOW) == 2  # the other run, from start to end, in between
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(alerts, "_claim", claim_after_the_other_run)
+    monkeypatch.setattr(alerts, "_insert_claims", claim_after_the_other_run)
     assert send_expiry_alerts(NOW) == 0
     assert len(mail.outbox) == 1
     assert ExpiryAlert.objects.count() == 3

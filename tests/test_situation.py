@@ -103,7 +103,7 @@ def test_list_page_dashboard_and_email_say_the_same_sentence_in_every_state(alic
         mail.outbox.clear()
         template = EMAIL_FOR.get(key, "expiry_alert")
         entry = {"certificate": certificate, "days_left": 20, "critical": False, "threshold": 30}
-        alerts.send(template, {"entries": [entry]}, ["pki@example.dk"])
+        alerts.send(template, {"entries": [entry], "total": 1}, ["pki@example.dk"])
         (message,) = mail.outbox
         assert sentence in message.body, key
         assert sentence in html.unescape(message.alternatives[0][0]), key
