@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from . import compiled
 from .choices import (
     OPEN_ORDER_STATES,
     AlertKind,
@@ -326,22 +328,32 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         the same read of that kind: every one of them must be read to order them anyway."""
         now = now or timezone.now()
         # The kinds' reads as one statement (UNION ALL of each kind's first ids); the failing renewals'
-        # certificates as a subquery of the few orders.
+        # certificates as a subquery of the few orders. Each kind's query is compiled once per shape
+        # (certificates.compiled): compiling the five took Django longer than running them.
         selects: list[str] = []
         params: list[Any] = []
-        for urgency, branch in enumerate(_attention_branches(now, _failing_renewal_certificates(now))):
-            ids: models.QuerySet[Any] = self.filter(branch).order_by("not_after", "id")
-            if urgency == _FAILING_KIND:  # that kind is `renewal_failing(now)`: all of it is counted
-                ids = ids.annotate(kind_total=Window(Count("pk"))).values_list(
-                    "not_after", "pk", "kind_total"
-                )
-                total = f"kind{urgency}.kind_total"
-            else:
-                ids, total = ids.values_list("not_after", "pk"), "NULL"
-            try:
-                sql, branch_params = ids[: count_up_to + 1].query.sql_with_params()
-            except EmptyResultSet:  # none to see
+        viewer = self._shape_key()
+
+        def kind(urgency: int) -> compiled.Build:
+            def build(now: dt.datetime, _: Sequence[int]) -> models.QuerySet[Any]:
+                branch = _attention_branches(now, _failing_renewal_certificates(now))[urgency]
+                ids: models.QuerySet[Any] = self.filter(branch).order_by("not_after", "id")
+                if urgency == _FAILING_KIND:  # that kind is `renewal_failing(now)`: all of it is counted
+                    ids = ids.annotate(kind_total=Window(Count("pk"))).values_list(
+                        "not_after", "pk", "kind_total"
+                    )
+                else:
+                    ids = ids.values_list("not_after", "pk")
+                return ids[: count_up_to + 1]
+
+            return build
+
+        for urgency in range(len(_ATTENTION_KINDS)):
+            found = compiled.sql_with_params(("attention", urgency, count_up_to, viewer), kind(urgency), now)
+            if found is None:  # none to see
                 continue
+            sql, branch_params = found
+            total = f"kind{urgency}.kind_total" if urgency == _FAILING_KIND else "NULL"
             selects.append(
                 f"SELECT {urgency} AS urgency, kind{urgency}.not_after, kind{urgency}.pk, {total} AS total "  # noqa: S608
                 f"FROM ({sql}) kind{urgency}"
@@ -358,8 +370,32 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
                     ranked.append((urgency, moment, pk))
                     failing = total if urgency == _FAILING_KIND else failing
         shown = [pk for _, _, pk in sorted(ranked)[:limit]]
-        rows = {row.pk: row for row in self.filter(pk__in=shown).with_situation(now).for_listing()}
+
+        def shown_rows(now: dt.datetime, ids: Sequence[int]) -> models.QuerySet[Any]:
+            return self.filter(pk__in=ids).with_situation(now).for_listing()
+
+        rows = {row.pk: row for row in compiled.instances(("attention rows", viewer), shown_rows, now, shown)}
         return [rows[pk] for pk in shown if pk in rows], min(len(ranked), count_up_to + 1), failing
+
+    def for_page(self, pk: int, now: dt.datetime | None = None) -> Certificate | None:
+        """The certificate `pk` among these, `with_status` and `with_situation` and with the certificate
+        it renewed, as its page shows it (None: not among these). Compiled once per shape
+        (certificates.compiled): the annotations took Django longer to compile than to run."""
+
+        def build(now: dt.datetime, ids: Sequence[int]) -> models.QuerySet[Any]:
+            return self.with_status(now).with_situation(now).select_related("renewed_from").filter(pk=ids[0])
+
+        found = compiled.instances(("page", self._shape_key()), build, now or timezone.now(), [pk])
+        return found[0] if found else None
+
+    def _shape_key(self) -> tuple[str, tuple[Any, ...]]:
+        """What `self` selects, as SQL and parameters: the part of a compiled shape's key that says whose
+        certificates (`for_user`) a query starts from (certificates.compiled)."""
+        try:
+            sql, params = self.order_by().values("pk").query.sql_with_params()
+        except EmptyResultSet:
+            return "", ()
+        return sql, tuple(params)
 
     def state_counts(self, now: dt.datetime | None = None) -> dict[str, int]:
         """How many certificates are in each state the dashboard shows, from the same conditions as the
@@ -704,6 +740,8 @@ def _needs_attention(now: dt.datetime) -> Q:
 
 # The kind of urgency of `_attention_branches` that is `_renewal_failing` (the failing renewals).
 _FAILING_KIND = 1
+# The kinds of urgency of `_attention_branches`, in order.
+_ATTENTION_KINDS = ("lapsed", "renewal failing", "renewal late", "not renewed automatically", "blocked")
 
 
 def _attention_branches(now: dt.datetime, failing: list[int] | models.QuerySet[Any]) -> list[Q]:
