@@ -349,33 +349,39 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
             return build
 
         for urgency in range(len(_ATTENTION_KINDS)):
-            found = compiled.sql_with_params(("attention", urgency, count_up_to, viewer), kind(urgency), now)
-            if found is None:  # none to see
+            query = compiled.sql_with_params(("attention", urgency, count_up_to, viewer), kind(urgency), now)
+            if query is None:  # none to see
                 continue
-            sql, branch_params = found
+            sql, branch_params = query
             total = f"kind{urgency}.kind_total" if urgency == _FAILING_KIND else "NULL"
             selects.append(
                 f"SELECT {urgency} AS urgency, kind{urgency}.not_after, kind{urgency}.pk, {total} AS total "  # noqa: S608
                 f"FROM ({sql}) kind{urgency}"
             )
             params += branch_params
-        ranked: list[tuple[int, dt.datetime, int]] = []
-        failing = 0
+        # Ranked in the same statement (most urgent kind, then soonest expiry), so only the shown rows come
+        # back, with how many were read (at most count_up_to + 1 per kind) and the failing renewals' count.
+        shown: list[int] = []
+        found = failing = 0
         if selects:
             with connection.cursor() as cursor:
-                cursor.execute(" UNION ALL ".join(selects), params)
-                for urgency, after, pk, total in cursor.fetchall():
-                    # SQLite gives the text it stores (ISO 8601, UTC), which fromisoformat reads.
-                    moment = after if isinstance(after, dt.datetime) else dt.datetime.fromisoformat(after)
-                    ranked.append((urgency, moment, pk))
-                    failing = total if urgency == _FAILING_KIND else failing
-        shown = [pk for _, _, pk in sorted(ranked)[:limit]]
+                cursor.execute(
+                    "SELECT ranked.pk, COUNT(*) OVER (), MAX(ranked.total) OVER () "  # noqa: S608
+                    f"FROM ({' UNION ALL '.join(selects)}) ranked "
+                    "ORDER BY ranked.urgency, ranked.not_after, ranked.pk LIMIT %s",
+                    [*params, max(limit, 1)],
+                )
+                rows = cursor.fetchall()
+            shown = [pk for pk, _, _ in rows]
+            if rows:
+                found, failing = rows[0][1], rows[0][2] or 0
+        shown = shown[:limit]
 
         def shown_rows(now: dt.datetime, ids: Sequence[int]) -> models.QuerySet[Any]:
             return self.filter(pk__in=ids).with_situation(now).for_listing()
 
-        rows = {row.pk: row for row in compiled.instances(("attention rows", viewer), shown_rows, now, shown)}
-        return [rows[pk] for pk in shown if pk in rows], min(len(ranked), count_up_to + 1), failing
+        read = {row.pk: row for row in compiled.instances(("attention rows", viewer), shown_rows, now, shown)}
+        return [read[pk] for pk in shown if pk in read], min(found, count_up_to + 1), failing
 
     def for_page(self, pk: int, now: dt.datetime | None = None) -> Certificate | None:
         """The certificate `pk` among these, `with_status` and `with_situation` and with the certificate
