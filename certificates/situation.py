@@ -293,6 +293,27 @@ class Situation:
     def actions(self) -> list[Action]:
         """The actions that belong to this situation, the most useful first; each says whether it can
         work now and, if not, why (so no page offers a button, or a confirmation, that cannot work)."""
+        c = self.certificate
+        found = list(self._renewal_actions)
+        if c.state != LifecycleState.BLOCKED and c.not_after > self.now:
+            refusal = c.block_blocker(self.now)
+            found.append(
+                Action(
+                    "block",
+                    gettext("Block…"),
+                    reverse("certificates:block", args=[c.pk]),
+                    "get",
+                    "certificates.block_certificate",
+                    refusal is None,
+                    refusal or "",
+                )
+            )
+        return found
+
+    @cached_property
+    def _renewal_actions(self) -> list[Action]:
+        """`actions` but blocking: a new certificate, the retry once Digst has enabled renewal, Renew now
+        (the ones `primary` chooses from; a list of attention needs no more)."""
         c, key = self.certificate, self.key
         found: list[Action] = []
         lapsed = key == SituationKey.EXPIRED and c.state == LifecycleState.ACTIVE
@@ -334,19 +355,6 @@ class Situation:
                 else (blocker or ""),
             )
         )
-        if c.state != LifecycleState.BLOCKED and c.not_after > self.now:
-            refusal = c.block_blocker(self.now)
-            found.append(
-                Action(
-                    "block",
-                    gettext("Block…"),
-                    reverse("certificates:block", args=[c.pk]),
-                    "get",
-                    "certificates.block_certificate",
-                    refusal is None,
-                    refusal or "",
-                )
-            )
         return found
 
     def _enabled_retry_applies(self) -> bool:
@@ -380,7 +388,7 @@ class Situation:
         useful = {"issue", "renew_enabled"}
         if self.key in (SituationKey.RENEWAL_FAILING, SituationKey.RENEWAL_LATE, SituationKey.NOT_RENEWABLE):
             useful.add("renew")
-        return next((a for a in self.actions if a.possible and a.key in useful), None)
+        return next((a for a in self._renewal_actions if a.possible and a.key in useful), None)
 
     # --- attention --------------------------------------------------------------------------------------
 
