@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
+from django.template import Context, Template
 from django.utils import timezone, translation
 
 from certificates.choices import EventKind, SituationKey
+from certificates.dashboard import MonthBar
 from certificates.models import Certificate, Event
-from certificates.templatetags.inventory import display
+from certificates.templatetags.inventory import display, event_rows
 
+from .test_certificate_list import make_inventory
 from .test_compiled_shapes import inventory
 
 
@@ -43,3 +48,35 @@ def test_the_primary_action_is_the_first_useful_one_of_all_actions():
         assert situation.primary == expected
         keys.add(expected.key if expected else None)
     assert len(keys) >= 2  # some with an action and some without
+
+
+def test_the_charts_month_names_are_the_date_filters():
+    template = Template('{{ m|date:"F Y" }}|{{ m|date:"M" }}|{{ m|date:"M Y" }}')
+    for language in ("en", "da"):
+        with translation.override(language):
+            for month in range(1, 13):
+                bar = MonthBar(dt.date(2027, month, 1), 3)
+                expected = template.render(Context({"m": bar.month}))
+                assert f"{bar.name}|{bar.short}|{bar.short_with_year}" == expected
+
+
+@pytest.mark.django_db
+def test_event_rows_say_what_the_date_filters_and_get_display_said():
+    make_inventory(3)
+    certificate = Certificate.objects.first()
+    template = Template("{{ e.created_at|date:'c' }}|{{ e.created_at|date:'Y-m-d H:i' }}")
+    moments = [  # around the end of summer time in Copenhagen, and with microseconds
+        dt.datetime(2026, 10, 25, 0, 59, 59, 123456, tzinfo=dt.UTC),
+        dt.datetime(2026, 10, 25, 1, 0, tzinfo=dt.UTC),
+        dt.datetime(2026, 7, 1, 22, 30, tzinfo=dt.UTC),
+    ]
+    for kind, moment in zip(EventKind.values, moments, strict=False):
+        Event.objects.create(certificate=certificate, kind=kind, message="x", created_at=moment)
+    events = list(Event.objects.select_related("certificate"))
+    for language in ("en", "da"):
+        with translation.override(language):
+            for row in event_rows(events):
+                event = row.event
+                assert f"{row.when_iso}|{row.when}" == template.render(Context({"e": event}))
+                assert row.kind == event.get_kind_display()
+                assert row.certificate_url == event.certificate.get_absolute_url()

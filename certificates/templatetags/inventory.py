@@ -15,7 +15,7 @@ from django.utils.safestring import SafeString
 from django.utils.translation import gettext
 
 from certificates.choices import STATUS_COLOURS, Environment, OcesType, Status
-from certificates.models import Certificate
+from certificates.models import Certificate, Event
 from certificates.situation import Situation, time_left
 
 register = template.Library()
@@ -88,6 +88,37 @@ def listing_rows(certificates: Iterable[Certificate]) -> list[ListingRow]:
                 expires_iso=expires.isoformat(),
                 expires=expires.strftime("%Y-%m-%d %H:%M"),
                 days_left=time_left(certificate.not_after, now),
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class EventRow:
+    """What a line of the dashboard's recent events shows, worked out once in Python (as ListingRow):
+    the time as the `date` filter writes it ("c" and "Y-m-d H:i", local time), the kind's label, the
+    certificate's address."""
+
+    event: Event
+    when_iso: str
+    when: str
+    kind: str
+    certificate_url: str
+
+
+@register.filter
+def event_rows(events: Iterable[Event]) -> list[EventRow]:
+    """The lines of recent events (events read with their certificate)."""
+    rows = []
+    for event in events:
+        when = timezone.localtime(event.created_at)
+        rows.append(
+            EventRow(
+                event=event,
+                when_iso=when.isoformat(),
+                when=when.strftime("%Y-%m-%d %H:%M"),
+                kind=display(event, "kind"),
+                certificate_url=event.certificate.get_absolute_url(),
             )
         )
     return rows
