@@ -28,7 +28,6 @@ from django.db.models import (
 )
 from django.db.models.expressions import RawSQL
 from django.db.models.lookups import IsNull
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -50,6 +49,7 @@ from .choices import (
 )
 from .choices import Environment as CertEnvironment
 from .issuers import handled_by_an_issuer, issuer_for
+from .links import object_url
 from .situation import RECENT_LAPSE_DAYS, RENEWAL_FAILING_DAYS, RENEWAL_NOT_ENABLED, Facts, Situation
 
 DEFAULT_RENEW_BEFORE = dt.timedelta(days=30)
@@ -1012,7 +1012,7 @@ class Certificate(models.Model):
         super().save(*args, **kwargs)
 
     def get_absolute_url(self) -> str:
-        return reverse("certificates:detail", args=[self.pk])
+        return object_url("certificates:detail", self.pk)
 
     @property
     def has_private_key(self) -> bool:

@@ -25,6 +25,7 @@ from django.utils.translation import gettext, ngettext
 
 from .choices import LifecycleState, OrderKind, OrderState, SituationKey
 from .issuers import issuer_for
+from .links import object_url
 
 if TYPE_CHECKING:
     from .models import Certificate, Order
@@ -301,7 +302,7 @@ class Situation:
                 Action(
                     "block",
                     gettext("Block…"),
-                    reverse("certificates:block", args=[c.pk]),
+                    object_url("certificates:block", c.pk),
                     "get",
                     "certificates.block_certificate",
                     refusal is None,
@@ -335,7 +336,7 @@ class Situation:
                 Action(
                     "renew_enabled",
                     gettext("Digst has enabled renewal: try again"),
-                    reverse("certificates:renew-enabled", args=[c.pk]),
+                    object_url("certificates:renew-enabled", c.pk),
                     "post",
                     "certificates.renew_certificate",
                     True,
@@ -346,7 +347,7 @@ class Situation:
             Action(
                 "renew",
                 gettext("Renew now"),
-                reverse("certificates:renew", args=[c.pk]),
+                object_url("certificates:renew", c.pk),
                 "post",
                 "certificates.renew_certificate",
                 not blocker and not in_progress,

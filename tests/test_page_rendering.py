@@ -6,10 +6,13 @@ import datetime as dt
 
 import pytest
 from django.template import Context, Template
+from django.urls import reverse, set_script_prefix
 from django.utils import timezone, translation
 
+from certificates import links
 from certificates.choices import EventKind, SituationKey
 from certificates.dashboard import MonthBar
+from certificates.links import object_url
 from certificates.models import Certificate, Event
 from certificates.templatetags.inventory import display, event_rows
 
@@ -80,3 +83,21 @@ def test_event_rows_say_what_the_date_filters_and_get_display_said():
                 assert f"{row.when_iso}|{row.when}" == template.render(Context({"e": event}))
                 assert row.kind == event.get_kind_display()
                 assert row.certificate_url == event.certificate.get_absolute_url()
+
+
+def test_object_url_is_reverse_under_any_script_prefix_and_urlconf(settings):
+    names = ["certificates:detail", "certificates:renew", "certificates:renew-enabled", "certificates:block"]
+    names += ["certificates:download-chain", "certificates:channel-test"]
+    for prefix in ("/", "/portal/"):
+        set_script_prefix(prefix)
+        try:
+            for name in names:
+                for pk in (1, 7, 10, 123456789):
+                    assert object_url(name, pk) == reverse(name, args=[pk])
+        finally:
+            set_script_prefix("/")
+    assert object_url("certificates:detail", 5).startswith("/certificates/")
+    assert links._parts
+    settings.ROOT_URLCONF = "bench.urls"  # another URLconf: reversed again, not the kept text
+    assert not links._parts
+    assert object_url("certificates:detail", 5) == reverse("certificates:detail", args=[5])
