@@ -442,7 +442,15 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         queries (the dashboard's chart). `renewal_failing`: that count when already known
         (`attention_overview` counts it)."""
         now = now or timezone.now()
-        counted: dict[str, models.QuerySet[Any]] = {"renewing": self.filter(_renewing())}
+
+        def renewing(now: dt.datetime, ids: Sequence[int]) -> models.QuerySet[Any]:
+            return self.filter(_renewing()).order_by().values("pk")
+
+        # Compiled once per shape (certificates.compiled), as the dashboard's other queries.
+        query = compiled.sql_with_params(("renewing", self._shape_key()), renewing, now)
+        counted: dict[str, models.QuerySet[Any] | tuple[str, list[Any]]] = {
+            "renewing": self.none() if query is None else query
+        }
         if renewal_failing is None:
             # From the few failing orders, then an index lookup each (see _attention_candidates).
             failing = _renewal_failing(now) & Q(pk__in=_failing_renewal_certificates(now))
@@ -454,7 +462,7 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         self,
         windows: dict[str, ExpiryWindow],
         organisations: models.QuerySet[Organization] | None = None,
-        counted: dict[str, models.QuerySet[Any]] | None = None,
+        counted: dict[str, models.QuerySet[Any] | tuple[str, list[Any]]] | None = None,
     ) -> dict[str, int]:
         """How many certificates fall in each window (a state and a range of not_after), in one statement
         whatever the inventory size: the UTC days the windows touch are summed from ExpiryTally (rows per
@@ -465,7 +473,7 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         the start or end of four windows), so a dashboard counts about 15 such ranges. The few certificates
         not yet valid are counted through `cert_not_before_idx`. `self` and `organisations` must describe
         the same certificates (see `tallied_state_counts`). The querysets `counted` are counted in the
-        same statement."""
+        same statement (or the SQL of their ids and its parameters)."""
         # The conditions are written as SQL here (parameters only): as Q objects, the two dozen windows
         # of a dashboard took Django longer to compile than the database took to answer.
         counts = dict.fromkeys([*windows, *(counted or {})], 0)
@@ -524,9 +532,14 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
                 started_by = ops.adapt_datetimefield_value(window.started_by)
                 uses.append((name, edge_count(condition, [window.state, started_by, *params]), -1))
         for name, queryset in (counted or {}).items():
-            if not queryset.query.is_empty():
-                inner, inner_params = queryset.order_by().values("pk").query.sql_with_params()
-                uses.append((name, column(f"SELECT COUNT(*) FROM ({inner}) counted", list(inner_params)), 1))  # noqa: S608
+            if isinstance(queryset, tuple):  # the SQL of the ids already, and its parameters
+                ids_sql, ids_params = queryset[0], list(queryset[1])
+            elif queryset.query.is_empty():
+                continue
+            else:
+                ids_sql, compiled_params = queryset.order_by().values("pk").query.sql_with_params()
+                ids_params = list(compiled_params)
+            uses.append((name, column(f"SELECT COUNT(*) FROM ({ids_sql}) counted", ids_params), 1))  # noqa: S608
         if not sums and not parts:
             return counts
         selects = [f"tally.t{index} AS t{index}" for index in range(len(sums))]
