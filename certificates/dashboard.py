@@ -5,6 +5,7 @@ the inventory size, and for the cards and the chart a cost that follows the days
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,7 @@ from django.contrib.auth.models import AbstractUser, AnonymousUser
 from django.db.models import QuerySet
 from django.utils import dateformat, timezone
 
+from . import compiled
 from .choices import LifecycleState
 from .models import CertificateQuerySet, Event, ExpiryWindow, Organization, organisation_limit
 from .situation import Situation
@@ -122,14 +124,23 @@ def attention(now: dt.datetime, certificates: CertificateQuerySet, limit: int = 
 
 
 def recent_events(user: AbstractUser | AnonymousUser, limit: int = 10) -> list[Event]:
-    """The latest history entries of the certificates `user` may see (their organisation limit)."""
-    events = Event.objects.select_related("certificate").only(
-        "kind", "actor_label", "message", "created_at", "certificate__subject_cn"
-    )
+    """The latest history entries of the certificates `user` may see (their organisation limit), read
+    with a query compiled once per shape (certificates.compiled)."""
     organisations = organisation_limit(user)
+
+    def build(now: dt.datetime, ids: Sequence[int]) -> QuerySet[Event]:
+        events = Event.objects.select_related("certificate").only(
+            "kind", "actor_label", "message", "created_at", "certificate__subject_cn"
+        )
+        if organisations is not None:
+            events = events.filter(certificate__organization__in=organisations)
+        return events[:limit]
+
+    viewer = None
     if organisations is not None:
-        events = events.filter(certificate__organization__in=organisations)
-    return list(events[:limit])
+        sql, params = organisations.query.sql_with_params()
+        viewer = (sql, tuple(params))
+    return compiled.instances(("recent events", limit, viewer), build, timezone.now())
 
 
 def _add_months(day: dt.date, months: int) -> dt.date:

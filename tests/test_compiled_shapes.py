@@ -15,8 +15,9 @@ from django.utils import timezone
 
 from accounts.models import limit_to_organisations
 from certificates import compiled
-from certificates.choices import LifecycleState, OrderState
-from certificates.models import Certificate, Order, Organization
+from certificates.choices import EventKind, LifecycleState, OrderState
+from certificates.dashboard import recent_events
+from certificates.models import Certificate, Event, Order, Organization
 
 from .conftest import user_with_role
 from .test_certificate_list import make_inventory
@@ -127,6 +128,14 @@ def test_each_viewer_gets_their_own_shape(django_user_model):
     assert Certificate.objects.for_user(viewer).for_page(their_certificate.pk, now) is None
     mine = Certificate.objects.filter(organization=ours).first()
     assert client.get(reverse("certificates:detail", args=[mine.pk])).status_code == 200
+
+    # The recent events likewise: the superuser's shape first, then the limited viewer's.
+    Event.objects.create(certificate=their_certificate, kind=EventKind.IMPORTED, message="theirs")
+    Event.objects.create(certificate=mine, kind=EventKind.IMPORTED, message="mine")
+    assert [e.message for e in recent_events(superuser, limit=2)] == ["mine", "theirs"]
+    assert [e.message for e in recent_events(viewer, limit=2)][:1] == ["mine"]
+    assert "theirs" not in [e.message for e in recent_events(viewer)]
+    assert "theirs" in [e.message for e in recent_events(superuser)]
 
 
 def test_a_query_that_is_not_now_plus_a_span_is_compiled_each_time():
