@@ -120,18 +120,17 @@ def _slot(alias: str, values: list[tuple[Any, dt.datetime, list[int]]]) -> Slot:
             return Slot(index=index)
         raise ShapeError(first)
     ops = connections[alias].ops
-    if isinstance(first, dt.datetime):
-        offset = first - now
-    elif isinstance(first, str):  # SQLite gives a time as text (UTC, ISO 8601)
-        try:
-            moment = dt.datetime.fromisoformat(first)
-        except ValueError:
-            raise ShapeError(first) from None
-        offset = moment.replace(tzinfo=dt.UTC) - now
-    else:
-        raise ShapeError(first)
-    if all(value == ops.adapt_datetimefield_value(when + offset) for value, when, _ in values):
-        return Slot(offset=offset)
+    try:
+        if isinstance(first, dt.datetime):
+            offset = first - now
+        elif isinstance(first, str):  # SQLite gives a time as text (UTC, ISO 8601)
+            offset = dt.datetime.fromisoformat(first).replace(tzinfo=dt.UTC) - now
+        else:
+            raise ShapeError(first)
+        if all(value == ops.adapt_datetimefield_value(when + offset) for value, when, _ in values):
+            return Slot(offset=offset)
+    except (TypeError, ValueError):  # not a time, or a naive one against an aware `now`
+        pass
     raise ShapeError(first)
 
 
