@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,10 +28,10 @@ from django.db.models import (
 )
 from django.db.models.expressions import RawSQL
 from django.db.models.lookups import IsNull
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext
 
+from . import compiled
 from .choices import (
     OPEN_ORDER_STATES,
     AlertKind,
@@ -48,6 +49,7 @@ from .choices import (
 )
 from .choices import Environment as CertEnvironment
 from .issuers import handled_by_an_issuer, issuer_for
+from .links import object_url
 from .situation import RECENT_LAPSE_DAYS, RENEWAL_FAILING_DAYS, RENEWAL_NOT_ENABLED, Facts, Situation
 
 DEFAULT_RENEW_BEFORE = dt.timedelta(days=30)
@@ -326,40 +328,80 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         the same read of that kind: every one of them must be read to order them anyway."""
         now = now or timezone.now()
         # The kinds' reads as one statement (UNION ALL of each kind's first ids); the failing renewals'
-        # certificates as a subquery of the few orders.
+        # certificates as a subquery of the few orders. Each kind's query is compiled once per shape
+        # (certificates.compiled): compiling the five took Django longer than running them.
         selects: list[str] = []
         params: list[Any] = []
-        for urgency, branch in enumerate(_attention_branches(now, _failing_renewal_certificates(now))):
-            ids: models.QuerySet[Any] = self.filter(branch).order_by("not_after", "id")
-            if urgency == _FAILING_KIND:  # that kind is `renewal_failing(now)`: all of it is counted
-                ids = ids.annotate(kind_total=Window(Count("pk"))).values_list(
-                    "not_after", "pk", "kind_total"
-                )
-                total = f"kind{urgency}.kind_total"
-            else:
-                ids, total = ids.values_list("not_after", "pk"), "NULL"
-            try:
-                sql, branch_params = ids[: count_up_to + 1].query.sql_with_params()
-            except EmptyResultSet:  # none to see
+        viewer = self._shape_key()
+
+        def kind(urgency: int) -> compiled.Build:
+            def build(now: dt.datetime, _: Sequence[int]) -> models.QuerySet[Any]:
+                branch = _attention_branches(now, _failing_renewal_certificates(now))[urgency]
+                ids: models.QuerySet[Any] = self.filter(branch).order_by("not_after", "id")
+                if urgency == _FAILING_KIND:  # that kind is `renewal_failing(now)`: all of it is counted
+                    ids = ids.annotate(kind_total=Window(Count("pk"))).values_list(
+                        "not_after", "pk", "kind_total"
+                    )
+                else:
+                    ids = ids.values_list("not_after", "pk")
+                return ids[: count_up_to + 1]
+
+            return build
+
+        for urgency in range(len(_ATTENTION_KINDS)):
+            query = compiled.sql_with_params(("attention", urgency, count_up_to, viewer), kind(urgency), now)
+            if query is None:  # none to see
                 continue
+            sql, branch_params = query
+            total = f"kind{urgency}.kind_total" if urgency == _FAILING_KIND else "NULL"
             selects.append(
                 f"SELECT {urgency} AS urgency, kind{urgency}.not_after, kind{urgency}.pk, {total} AS total "  # noqa: S608
                 f"FROM ({sql}) kind{urgency}"
             )
             params += branch_params
-        ranked: list[tuple[int, dt.datetime, int]] = []
-        failing = 0
+        # Ranked in the same statement (most urgent kind, then soonest expiry), so only the shown rows come
+        # back, with how many were read (at most count_up_to + 1 per kind) and the failing renewals' count.
+        shown: list[int] = []
+        found = failing = 0
         if selects:
             with connection.cursor() as cursor:
-                cursor.execute(" UNION ALL ".join(selects), params)
-                for urgency, after, pk, total in cursor.fetchall():
-                    # SQLite gives the text it stores (ISO 8601, UTC), which fromisoformat reads.
-                    moment = after if isinstance(after, dt.datetime) else dt.datetime.fromisoformat(after)
-                    ranked.append((urgency, moment, pk))
-                    failing = total if urgency == _FAILING_KIND else failing
-        shown = [pk for _, _, pk in sorted(ranked)[:limit]]
-        rows = {row.pk: row for row in self.filter(pk__in=shown).with_situation(now).for_listing()}
-        return [rows[pk] for pk in shown if pk in rows], min(len(ranked), count_up_to + 1), failing
+                cursor.execute(
+                    "SELECT ranked.pk, COUNT(*) OVER (), MAX(ranked.total) OVER () "  # noqa: S608
+                    f"FROM ({' UNION ALL '.join(selects)}) ranked "
+                    "ORDER BY ranked.urgency, ranked.not_after, ranked.pk LIMIT %s",
+                    [*params, max(limit, 1)],
+                )
+                rows = cursor.fetchall()
+            shown = [pk for pk, _, _ in rows]
+            if rows:
+                found, failing = rows[0][1], rows[0][2] or 0
+        shown = shown[:limit]
+
+        def shown_rows(now: dt.datetime, ids: Sequence[int]) -> models.QuerySet[Any]:
+            return self.filter(pk__in=ids).with_situation(now).for_listing()
+
+        read = {row.pk: row for row in compiled.instances(("attention rows", viewer), shown_rows, now, shown)}
+        return [read[pk] for pk in shown if pk in read], min(found, count_up_to + 1), failing
+
+    def for_page(self, pk: int, now: dt.datetime | None = None) -> Certificate | None:
+        """The certificate `pk` among these, `with_status` and `with_situation` and with the certificate
+        it renewed, as its page shows it (None: not among these). Compiled once per shape
+        (certificates.compiled): the annotations took Django longer to compile than to run."""
+
+        def build(now: dt.datetime, ids: Sequence[int]) -> models.QuerySet[Any]:
+            return self.with_status(now).with_situation(now).select_related("renewed_from").filter(pk=ids[0])
+
+        found = compiled.instances(("page", self._shape_key()), build, now or timezone.now(), [pk])
+        return found[0] if found else None
+
+    def _shape_key(self) -> tuple[str, tuple[Any, ...]]:
+        """What `self` selects, as SQL and parameters: the part of a compiled shape's key that says whose
+        certificates (`for_user`) a query starts from (certificates.compiled)."""
+        try:
+            sql, params = self.order_by().values("pk").query.sql_with_params()
+        except EmptyResultSet:
+            return "", ()
+        return sql, tuple(params)
 
     def state_counts(self, now: dt.datetime | None = None) -> dict[str, int]:
         """How many certificates are in each state the dashboard shows, from the same conditions as the
@@ -400,7 +442,15 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         queries (the dashboard's chart). `renewal_failing`: that count when already known
         (`attention_overview` counts it)."""
         now = now or timezone.now()
-        counted: dict[str, models.QuerySet[Any]] = {"renewing": self.filter(_renewing())}
+
+        def renewing(now: dt.datetime, ids: Sequence[int]) -> models.QuerySet[Any]:
+            return self.filter(_renewing()).order_by().values("pk")
+
+        # Compiled once per shape (certificates.compiled), as the dashboard's other queries.
+        query = compiled.sql_with_params(("renewing", self._shape_key()), renewing, now)
+        counted: dict[str, models.QuerySet[Any] | tuple[str, list[Any]]] = {
+            "renewing": self.none() if query is None else query
+        }
         if renewal_failing is None:
             # From the few failing orders, then an index lookup each (see _attention_candidates).
             failing = _renewal_failing(now) & Q(pk__in=_failing_renewal_certificates(now))
@@ -412,7 +462,7 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         self,
         windows: dict[str, ExpiryWindow],
         organisations: models.QuerySet[Organization] | None = None,
-        counted: dict[str, models.QuerySet[Any]] | None = None,
+        counted: dict[str, models.QuerySet[Any] | tuple[str, list[Any]]] | None = None,
     ) -> dict[str, int]:
         """How many certificates fall in each window (a state and a range of not_after), in one statement
         whatever the inventory size: the UTC days the windows touch are summed from ExpiryTally (rows per
@@ -423,7 +473,7 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         the start or end of four windows), so a dashboard counts about 15 such ranges. The few certificates
         not yet valid are counted through `cert_not_before_idx`. `self` and `organisations` must describe
         the same certificates (see `tallied_state_counts`). The querysets `counted` are counted in the
-        same statement."""
+        same statement (or the SQL of their ids and its parameters)."""
         # The conditions are written as SQL here (parameters only): as Q objects, the two dozen windows
         # of a dashboard took Django longer to compile than the database took to answer.
         counts = dict.fromkeys([*windows, *(counted or {})], 0)
@@ -482,9 +532,14 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
                 started_by = ops.adapt_datetimefield_value(window.started_by)
                 uses.append((name, edge_count(condition, [window.state, started_by, *params]), -1))
         for name, queryset in (counted or {}).items():
-            if not queryset.query.is_empty():
-                inner, inner_params = queryset.order_by().values("pk").query.sql_with_params()
-                uses.append((name, column(f"SELECT COUNT(*) FROM ({inner}) counted", list(inner_params)), 1))  # noqa: S608
+            if isinstance(queryset, tuple):  # the SQL of the ids already, and its parameters
+                ids_sql, ids_params = queryset[0], list(queryset[1])
+            elif queryset.query.is_empty():
+                continue
+            else:
+                ids_sql, compiled_params = queryset.order_by().values("pk").query.sql_with_params()
+                ids_params = list(compiled_params)
+            uses.append((name, column(f"SELECT COUNT(*) FROM ({ids_sql}) counted", ids_params), 1))  # noqa: S608
         if not sums and not parts:
             return counts
         selects = [f"tally.t{index} AS t{index}" for index in range(len(sums))]
@@ -704,6 +759,8 @@ def _needs_attention(now: dt.datetime) -> Q:
 
 # The kind of urgency of `_attention_branches` that is `_renewal_failing` (the failing renewals).
 _FAILING_KIND = 1
+# The kinds of urgency of `_attention_branches`, in order.
+_ATTENTION_KINDS = ("lapsed", "renewal failing", "renewal late", "not renewed automatically", "blocked")
 
 
 def _attention_branches(now: dt.datetime, failing: list[int] | models.QuerySet[Any]) -> list[Q]:
@@ -968,7 +1025,7 @@ class Certificate(models.Model):
         super().save(*args, **kwargs)
 
     def get_absolute_url(self) -> str:
-        return reverse("certificates:detail", args=[self.pk])
+        return object_url("certificates:detail", self.pk)
 
     @property
     def has_private_key(self) -> bool:

@@ -25,6 +25,7 @@ from django.utils.translation import gettext, ngettext
 
 from .choices import LifecycleState, OrderKind, OrderState, SituationKey
 from .issuers import issuer_for
+from .links import object_url
 
 if TYPE_CHECKING:
     from .models import Certificate, Order
@@ -293,6 +294,27 @@ class Situation:
     def actions(self) -> list[Action]:
         """The actions that belong to this situation, the most useful first; each says whether it can
         work now and, if not, why (so no page offers a button, or a confirmation, that cannot work)."""
+        c = self.certificate
+        found = list(self._renewal_actions)
+        if c.state != LifecycleState.BLOCKED and c.not_after > self.now:
+            refusal = c.block_blocker(self.now)
+            found.append(
+                Action(
+                    "block",
+                    gettext("Block…"),
+                    object_url("certificates:block", c.pk),
+                    "get",
+                    "certificates.block_certificate",
+                    refusal is None,
+                    refusal or "",
+                )
+            )
+        return found
+
+    @cached_property
+    def _renewal_actions(self) -> list[Action]:
+        """`actions` but blocking: a new certificate, the retry once Digst has enabled renewal, Renew now
+        (the ones `primary` chooses from; a list of attention needs no more)."""
         c, key = self.certificate, self.key
         found: list[Action] = []
         lapsed = key == SituationKey.EXPIRED and c.state == LifecycleState.ACTIVE
@@ -314,7 +336,7 @@ class Situation:
                 Action(
                     "renew_enabled",
                     gettext("Digst has enabled renewal: try again"),
-                    reverse("certificates:renew-enabled", args=[c.pk]),
+                    object_url("certificates:renew-enabled", c.pk),
                     "post",
                     "certificates.renew_certificate",
                     True,
@@ -325,7 +347,7 @@ class Situation:
             Action(
                 "renew",
                 gettext("Renew now"),
-                reverse("certificates:renew", args=[c.pk]),
+                object_url("certificates:renew", c.pk),
                 "post",
                 "certificates.renew_certificate",
                 not blocker and not in_progress,
@@ -334,19 +356,6 @@ class Situation:
                 else (blocker or ""),
             )
         )
-        if c.state != LifecycleState.BLOCKED and c.not_after > self.now:
-            refusal = c.block_blocker(self.now)
-            found.append(
-                Action(
-                    "block",
-                    gettext("Block…"),
-                    reverse("certificates:block", args=[c.pk]),
-                    "get",
-                    "certificates.block_certificate",
-                    refusal is None,
-                    refusal or "",
-                )
-            )
         return found
 
     def _enabled_retry_applies(self) -> bool:
@@ -380,7 +389,7 @@ class Situation:
         useful = {"issue", "renew_enabled"}
         if self.key in (SituationKey.RENEWAL_FAILING, SituationKey.RENEWAL_LATE, SituationKey.NOT_RENEWABLE):
             useful.add("renew")
-        return next((a for a in self.actions if a.possible and a.key in useful), None)
+        return next((a for a in self._renewal_actions if a.possible and a.key in useful), None)
 
     # --- attention --------------------------------------------------------------------------------------
 

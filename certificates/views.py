@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import permission_required
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.utils.cache import patch_vary_headers
@@ -91,14 +91,11 @@ def certificate_export(request: HttpRequest) -> StreamingHttpResponse:
 
 @permission_required("certificates.view_certificate", raise_exception=True)
 def certificate_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    certificate = get_object_or_404(
-        Certificate.objects.for_user(request.user)
-        .with_status()
-        .with_situation()
-        .select_related("renewed_from"),
-        pk=pk,
-    )
-    situation = certificate.situation()
+    now = timezone.now()
+    certificate = Certificate.objects.for_user(request.user).for_page(pk, now)
+    if certificate is None:
+        raise Http404
+    situation = certificate.situation(now)
     # Its renewal, when it has one (with_situation read whether) and the viewer may see it.
     replaced_by = (
         Certificate.objects.for_user(request.user).filter(renewed_from=certificate).first()
