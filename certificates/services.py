@@ -23,7 +23,7 @@ from django.utils.formats import date_format
 from django.utils.text import slugify
 from django.utils.translation import gettext, gettext_noop
 
-from . import signals, vault
+from . import bulk, signals, vault
 from .choices import EventKind, LifecycleState, Source
 from .models import (
     Certificate,
@@ -253,7 +253,8 @@ def _add_certificates(
         )
         row.renew_at = renewal_due_at(row.not_before, row.not_after, row.renew_before)
         rows.append(row)
-    return {c.fingerprint_sha256: c for c in Certificate.objects.bulk_create(rows, batch_size=500)}
+    bulk.insert(rows, id_by="fingerprint_sha256")
+    return {c.fingerprint_sha256: c for c in rows}
 
 
 def _organisations(names_by_cvr: dict[str, str]) -> dict[str, Organization]:
@@ -276,7 +277,7 @@ def _record_added(
     created: dict[str, Certificate], actor: Actor, kind: EventKind, message: str, detail: dict[str, Any]
 ) -> None:
     """The history entries of newly stored certificates (and of a too short renewal window), in bulk.
-    No receiver listens for these kinds (bulk_create sends no post_save); record_event makes the rest."""
+    No receiver listens for these kinds (a bulk insert sends no post_save); record_event makes the rest."""
     user = actor if isinstance(actor, User) else None
     label = actor if isinstance(actor, str) else (user.get_username() if user is not None else "system")
     events = []
@@ -304,7 +305,7 @@ def _record_added(
                     detail=_short_life_detail(certificate),
                 )
             )
-    Event.objects.bulk_create(events, batch_size=500)
+    bulk.insert(events)
 
 
 def _store(
