@@ -105,6 +105,14 @@ def _plain_value(field: models.Field[Any, Any]) -> Callable[[Any], Any]:
     def prepared(value: Any) -> Any:
         return field.get_db_prep_save(value, connection)
 
+    if isinstance(field, models.JSONField) and type(field).get_prep_value is models.JSONField.get_prep_value:
+        # What the field's preparation ends in (psycopg's Jsonb), without its layers for expressions.
+        adapt, encoder = connection.ops.adapt_json_value, field.encoder
+        return lambda value: (
+            prepared(value)
+            if value is None or hasattr(value, "resolve_expression")
+            else adapt(value, encoder)
+        )
     if isinstance(field, models.DateTimeField):
         # Aware timestamps as they are; a naive one (which the field would warn about and make aware).
         return lambda value: value if value is None or value.tzinfo is not None else prepared(value)

@@ -280,14 +280,15 @@ def _record_added(
     No receiver listens for these kinds (a bulk insert sends no post_save); record_event makes the rest."""
     user = actor if isinstance(actor, User) else None
     label = actor if isinstance(actor, str) else (user.get_username() if user is not None else "system")
+    user_id = user.pk if user is not None else None
     events = []
     for certificate in created.values():
         values = {"with_private_key": certificate.has_private_key, **detail}
-        events.append(
+        events.append(  # by ids: the related-object descriptors cost more than the rest of the row
             Event(
-                certificate=certificate,
+                certificate_id=certificate.pk,
                 kind=kind,
-                actor=user,
+                actor_id=user_id,
                 actor_label=label,
                 message=message,
                 detail=values,
@@ -297,9 +298,9 @@ def _record_added(
         if warning is not None:
             events.append(
                 Event(
-                    certificate=certificate,
+                    certificate_id=certificate.pk,
                     kind=EventKind.WARNING,
-                    actor=user,
+                    actor_id=user_id,
                     actor_label=label,
                     message=warning,
                     detail=_short_life_detail(certificate),
@@ -391,7 +392,7 @@ def _certificate_row(
     source: Source,
     **extra: Any,
 ) -> Certificate:
-    columns = {name: _fit(Certificate, name, getattr(facts, name)) for name in _FACT_COLUMNS}
+    columns = {name: _cut(getattr(facts, name), limit) for name, limit in _FACT_COLUMNS}
     return Certificate(
         **columns,
         organization=organization,
@@ -402,8 +403,9 @@ def _certificate_row(
     )
 
 
+# The facts stored as columns, with the column's max_length where text is cut to fit (see _fit).
 _FACT_COLUMNS = [
-    field.name
+    (field.name, getattr(field, "max_length", None))
     for field in Certificate._meta.get_fields()
     if field.name in CertificateFacts.__dataclass_fields__
 ]
@@ -418,14 +420,17 @@ def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _cut(value: Any, limit: int | None) -> Any:
+    return shorten(value, limit) if limit and isinstance(value, str) else value
+
+
 def _fit(model: type[models.Model], name: str, value: Any) -> Any:
     """Text longer than its column, shortened; anything else as it is.
 
     Only display text is ever cut: describe() refuses identifiers that do not fit, and the whole names
     stay in subject_dn and issuer_dn (TextFields).
     """
-    limit = _max_length(model, name)
-    return shorten(value, limit) if isinstance(value, str) and limit else value
+    return _cut(value, _max_length(model, name))
 
 
 @functools.cache

@@ -161,7 +161,9 @@ class TrustStore:
         # bundle of 1,000 leaves of one CA asks the database once, not 1,000 times.
         self._inventory_issuers: dict[x509.Name, list[x509.Certificate]] = {}
         self._anchor_subjects = {c.subject for _, c in self.anchors.values()}
-        self._pools: dict[tuple[x509.Name, tuple[str, ...]], tuple[list[x509.Certificate], bool]] = {}
+        self._pools: dict[
+            tuple[x509.Name, tuple[str, ...]], tuple[list[x509.Certificate], set[str], bool]
+        ] = {}
 
     @classmethod
     def load(cls) -> TrustStore:
@@ -236,9 +238,10 @@ class TrustStore:
             pool = _unique(
                 [*candidates, *shipped_intermediates(), *self._inventory_issuers[certificate.issuer]], ""
             )
-            self._pools[key] = (pool, self._names_reach_an_anchor(certificate.issuer, pool))
-        pool, reaches = self._pools[key]
-        if any(fingerprint(c) == own for c in pool):  # a certificate is never its own issuer here
+            reaches = self._names_reach_an_anchor(certificate.issuer, pool)
+            self._pools[key] = (pool, {fingerprint(c) for c in pool}, reaches)
+        pool, fingerprints, reaches = self._pools[key]
+        if own in fingerprints:  # a certificate is never its own issuer here
             pool = [c for c in pool if fingerprint(c) != own]
             reaches = self._names_reach_an_anchor(certificate.issuer, pool)
         return pool, reaches

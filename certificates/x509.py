@@ -451,7 +451,12 @@ def chain_for(certificate: x509.Certificate, bundle: Bundle) -> list[x509.Certif
 
 
 def to_pem(certificates: list[x509.Certificate]) -> str:
-    return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certificates)
+    return "".join(_pem(c) for c in certificates)
+
+
+@functools.lru_cache(maxsize=256)  # the leaves of one CA in a bundle store the same chain
+def _pem(certificate: x509.Certificate) -> str:
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def load_pem_list(text: str) -> list[x509.Certificate]:
