@@ -142,3 +142,24 @@ def test_the_bulk_insert_stores_what_one_by_one_stores(settings):
         )
     ]
     assert stored(one) == in_bulk
+
+
+def test_a_certificate_stored_meanwhile_by_another_import_is_completed_not_duplicated(settings, monkeypatch):
+    """Another import stores one of the bundle's certificates between this one's look-up and its bulk
+    insert: the insert's unique violation (from COPY on PostgreSQL) rolls back to the savepoint, and the
+    bundle is stored one by one, the other import's certificate kept as present."""
+    settings.TRUSTVIEW_IMPORT_MAX_CERTIFICATES = 50
+    ca = pki.make_ca("Race CA")
+    leaves_of_ca = [pki.make_leaf(ca, pki.name(f"race {i}", O="Race A/S")) for i in range(5)]
+    (meanwhile,) = import_certificate_file(ca.pem + leaves_of_ca[0].pem, actor="other")
+    monkeypatch.setattr(services.Certificate.objects, "in_bulk", lambda *args, **kwargs: {})  # not seen yet
+
+    outcomes = import_certificate_file(ca.pem + b"".join(leaf.pem for leaf in leaves_of_ca), actor="test")
+
+    assert [o.created for o in outcomes] == [False, True, True, True, True]
+    assert outcomes[0].certificate.pk == meanwhile.certificate.pk
+    assert Certificate.objects.filter(subject_cn__startswith="race ").count() == 5
+    assert (
+        Event.objects.filter(certificate__subject_cn__startswith="race ", kind=EventKind.IMPORTED).count()
+        == 5
+    )
