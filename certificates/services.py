@@ -23,7 +23,7 @@ from django.utils.formats import date_format
 from django.utils.text import slugify
 from django.utils.translation import gettext, gettext_noop
 
-from . import signals, vault
+from . import bulk, signals, vault
 from .choices import EventKind, LifecycleState, Source
 from .models import (
     Certificate,
@@ -253,7 +253,8 @@ def _add_certificates(
         )
         row.renew_at = renewal_due_at(row.not_before, row.not_after, row.renew_before)
         rows.append(row)
-    return {c.fingerprint_sha256: c for c in Certificate.objects.bulk_create(rows, batch_size=500)}
+    bulk.insert(rows, id_by="fingerprint_sha256")
+    return {c.fingerprint_sha256: c for c in rows}
 
 
 def _organisations(names_by_cvr: dict[str, str]) -> dict[str, Organization]:
@@ -276,17 +277,18 @@ def _record_added(
     created: dict[str, Certificate], actor: Actor, kind: EventKind, message: str, detail: dict[str, Any]
 ) -> None:
     """The history entries of newly stored certificates (and of a too short renewal window), in bulk.
-    No receiver listens for these kinds (bulk_create sends no post_save); record_event makes the rest."""
+    No receiver listens for these kinds (a bulk insert sends no post_save); record_event makes the rest."""
     user = actor if isinstance(actor, User) else None
     label = actor if isinstance(actor, str) else (user.get_username() if user is not None else "system")
+    user_id = user.pk if user is not None else None
     events = []
     for certificate in created.values():
         values = {"with_private_key": certificate.has_private_key, **detail}
-        events.append(
+        events.append(  # by ids: the related-object descriptors cost more than the rest of the row
             Event(
-                certificate=certificate,
+                certificate_id=certificate.pk,
                 kind=kind,
-                actor=user,
+                actor_id=user_id,
                 actor_label=label,
                 message=message,
                 detail=values,
@@ -296,15 +298,15 @@ def _record_added(
         if warning is not None:
             events.append(
                 Event(
-                    certificate=certificate,
+                    certificate_id=certificate.pk,
                     kind=EventKind.WARNING,
-                    actor=user,
+                    actor_id=user_id,
                     actor_label=label,
                     message=warning,
                     detail=_short_life_detail(certificate),
                 )
             )
-    Event.objects.bulk_create(events, batch_size=500)
+    bulk.insert(events)
 
 
 def _store(
@@ -390,7 +392,7 @@ def _certificate_row(
     source: Source,
     **extra: Any,
 ) -> Certificate:
-    columns = {name: _fit(Certificate, name, getattr(facts, name)) for name in _FACT_COLUMNS}
+    columns = {name: _cut(getattr(facts, name), limit) for name, limit in _FACT_COLUMNS}
     return Certificate(
         **columns,
         organization=organization,
@@ -401,8 +403,9 @@ def _certificate_row(
     )
 
 
+# The facts stored as columns, with the column's max_length where text is cut to fit (see _fit).
 _FACT_COLUMNS = [
-    field.name
+    (field.name, getattr(field, "max_length", None))
     for field in Certificate._meta.get_fields()
     if field.name in CertificateFacts.__dataclass_fields__
 ]
@@ -417,14 +420,17 @@ def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _cut(value: Any, limit: int | None) -> Any:
+    return shorten(value, limit) if limit and isinstance(value, str) else value
+
+
 def _fit(model: type[models.Model], name: str, value: Any) -> Any:
     """Text longer than its column, shortened; anything else as it is.
 
     Only display text is ever cut: describe() refuses identifiers that do not fit, and the whole names
     stay in subject_dn and issuer_dn (TextFields).
     """
-    limit = _max_length(model, name)
-    return shorten(value, limit) if isinstance(value, str) and limit else value
+    return _cut(value, _max_length(model, name))
 
 
 @functools.cache

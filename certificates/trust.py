@@ -160,6 +160,10 @@ class TrustStore:
         # The inventory's CA certificates above an issuer name, looked up once per name for the batch: a
         # bundle of 1,000 leaves of one CA asks the database once, not 1,000 times.
         self._inventory_issuers: dict[x509.Name, list[x509.Certificate]] = {}
+        self._anchor_subjects = {c.subject for _, c in self.anchors.values()}
+        self._pools: dict[
+            tuple[x509.Name, tuple[str, ...]], tuple[list[x509.Certificate], set[str], bool]
+        ] = {}
 
     @classmethod
     def load(cls) -> TrustStore:
@@ -192,19 +196,17 @@ class TrustStore:
         own = fingerprint(certificate)
         if own in self.anchors:
             return Verdict(self.anchors[own][0])
-        if certificate.issuer not in self._inventory_issuers:
-            self._inventory_issuers[certificate.issuer] = _inventory_issuers(certificate)
-        inventory = self._inventory_issuers[certificate.issuer]
-        pool = _unique([*candidates, *shipped_intermediates(), *inventory], own)
+        pool, reaches = self._pool(certificate, candidates, own)
         if self._store is None:
             return Verdict(None, _signed_path(certificate, pool), EMPTY_STORE)
-        if not self._names_reach_an_anchor(certificate, pool):
+        if not reaches:
             # No chain of issuer names leads to a trusted CA, so no path can verify: say why without
             # asking the path builder, which explores every candidate to its depth limit first.
-            log.info(
-                "Chain of %s does not verify: no trusted CA above it",
-                certificate.subject.rfc4514_string()[:200],
-            )
+            if log.isEnabledFor(logging.INFO):
+                log.info(
+                    "Chain of %s does not verify: no trusted CA above it",
+                    certificate.subject.rfc4514_string()[:200],
+                )
             return Verdict(None, _signed_path(certificate, pool), _why(certificate, pool, self))
         try:
             verifier = (
@@ -221,14 +223,37 @@ class TrustStore:
             return Verdict(None, _signed_path(certificate, pool), _why(certificate, pool, self))
         return Verdict(self.anchors[fingerprint(chain[-1])][0], chain)
 
-    def _names_reach_an_anchor(self, certificate: x509.Certificate, pool: Sequence[x509.Certificate]) -> bool:
-        """Whether issuer names lead from `certificate` through `pool` to a trusted CA's subject (a path
-        the verifier builds must follow them; signatures are its business)."""
-        anchors = {c.subject for _, c in self.anchors.values()}
+    def _pool(
+        self, certificate: x509.Certificate, candidates: Iterable[x509.Certificate], own: str
+    ) -> tuple[list[x509.Certificate], bool]:
+        """The issuers that may complete `certificate`'s chain (the candidates, the shipped intermediates
+        and the inventory's CAs above its issuer name, itself left out), and whether their names reach
+        a trusted CA. Both depend only on the issuer name and the candidates, so the leaves of one CA in
+        a bundle share them: worked out once per batch, not once per leaf."""
+        candidates = list(candidates)
+        key = (certificate.issuer, tuple(fingerprint(c) for c in candidates))
+        if key not in self._pools:
+            if certificate.issuer not in self._inventory_issuers:
+                self._inventory_issuers[certificate.issuer] = _inventory_issuers(certificate)
+            pool = _unique(
+                [*candidates, *shipped_intermediates(), *self._inventory_issuers[certificate.issuer]], ""
+            )
+            reaches = self._names_reach_an_anchor(certificate.issuer, pool)
+            self._pools[key] = (pool, {fingerprint(c) for c in pool}, reaches)
+        pool, fingerprints, reaches = self._pools[key]
+        if own in fingerprints:  # a certificate is never its own issuer here
+            pool = [c for c in pool if fingerprint(c) != own]
+            reaches = self._names_reach_an_anchor(certificate.issuer, pool)
+        return pool, reaches
+
+    def _names_reach_an_anchor(self, issuer: x509.Name, pool: Sequence[x509.Certificate]) -> bool:
+        """Whether issuer names lead from `issuer` (a certificate's) through `pool` to a trusted CA's
+        subject (a path the verifier builds must follow them; signatures are its business)."""
+        anchors = self._anchor_subjects
         by_subject: dict[x509.Name, list[x509.Certificate]] = defaultdict(list)
         for candidate in pool:
             by_subject[candidate.subject].append(candidate)
-        names, seen = {certificate.issuer}, set()
+        names, seen = {issuer}, set()
         for _ in range(MAX_CHAIN_DEPTH):
             if names & anchors:
                 return True

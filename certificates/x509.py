@@ -21,7 +21,7 @@ import functools
 import logging
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -451,7 +451,12 @@ def chain_for(certificate: x509.Certificate, bundle: Bundle) -> list[x509.Certif
 
 
 def to_pem(certificates: list[x509.Certificate]) -> str:
-    return "".join(c.public_bytes(serialization.Encoding.PEM).decode() for c in certificates)
+    return "".join(_pem(c) for c in certificates)
+
+
+@functools.lru_cache(maxsize=256)  # the leaves of one CA in a bundle store the same chain
+def _pem(certificate: x509.Certificate) -> str:
+    return certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def load_pem_list(text: str) -> list[x509.Certificate]:
@@ -517,17 +522,24 @@ def storable(text: str) -> str:
 
 
 def _describe(certificate: x509.Certificate) -> CertificateFacts:
-    policies = _extension_value(certificate, ExtensionOID.CERTIFICATE_POLICIES, [])
+    # Each name and the extensions are read into dicts once: a bundle of 1,000 is described in one go,
+    # and searching the attribute and extension lists again for every field was a fifth of the time.
+    subject, issuer = certificate.subject, certificate.issuer
+    subject_values, issuer_values = _name_values(subject), _name_values(issuer)
+    extensions = {extension.oid: extension.value for extension in certificate.extensions}
+    policies = extensions.get(ExtensionOID.CERTIFICATE_POLICIES, [])
     policy_oids = [p.policy_identifier.dotted_string for p in policies]
-    aia = _extension_value(certificate, ExtensionOID.AUTHORITY_INFORMATION_ACCESS, [])
+    aia = extensions.get(ExtensionOID.AUTHORITY_INFORMATION_ACCESS, [])
     key_size, key_algorithm = _key_description(certificate)
+    subject_dn = distinguished_name(subject)
+    issuer_dn = distinguished_name(issuer)
+    basic_constraints = extensions.get(ExtensionOID.BASIC_CONSTRAINTS)
     facts = CertificateFacts(
-        subject_cn=_first(certificate.subject, NameOID.COMMON_NAME)
-        or distinguished_name(certificate.subject),
-        subject_dn=distinguished_name(certificate.subject),
-        subject_organization=_first(certificate.subject, NameOID.ORGANIZATION_NAME),
-        issuer_cn=_first(certificate.issuer, NameOID.COMMON_NAME) or distinguished_name(certificate.issuer),
-        issuer_dn=distinguished_name(certificate.issuer),
+        subject_cn=_first_value(subject_values, NameOID.COMMON_NAME) or subject_dn,
+        subject_dn=subject_dn,
+        subject_organization=_first_value(subject_values, NameOID.ORGANIZATION_NAME),
+        issuer_cn=_first_value(issuer_values, NameOID.COMMON_NAME) or issuer_dn,
+        issuer_dn=issuer_dn,
         serial_number=serial_hex(certificate.serial_number),
         fingerprint_sha256=certificate.fingerprint(hashes.SHA256()).hex().upper(),
         not_before=certificate.not_valid_before_utc,
@@ -535,10 +547,10 @@ def _describe(certificate: x509.Certificate) -> CertificateFacts:
         key_algorithm=key_algorithm,
         key_size=key_size,
         signature_algorithm=_signature_description(certificate),
-        is_ca=bool(_extension_value(certificate, ExtensionOID.BASIC_CONSTRAINTS, None, attr="ca")),
-        subject_key_id=_key_id(certificate, ExtensionOID.SUBJECT_KEY_IDENTIFIER, "digest"),
-        authority_key_id=_key_id(certificate, ExtensionOID.AUTHORITY_KEY_IDENTIFIER, "key_identifier"),
-        subject_alt_names=_subject_alt_names(certificate),
+        is_ca=bool(basic_constraints.ca) if basic_constraints is not None else False,
+        subject_key_id=_hex(extensions.get(ExtensionOID.SUBJECT_KEY_IDENTIFIER), "digest"),
+        authority_key_id=_hex(extensions.get(ExtensionOID.AUTHORITY_KEY_IDENTIFIER), "key_identifier"),
+        subject_alt_names=_subject_alt_names(extensions.get(ExtensionOID.SUBJECT_ALTERNATIVE_NAME, [])),
         policies=policy_oids,
         ocsp_urls=[
             d.access_location.value
@@ -546,14 +558,14 @@ def _describe(certificate: x509.Certificate) -> CertificateFacts:
             if d.access_method == AuthorityInformationAccessOID.OCSP
             and isinstance(d.access_location, x509.UniformResourceIdentifier)
         ],
-        crl_urls=_crl_urls(certificate),
+        crl_urls=_crl_urls(extensions.get(ExtensionOID.CRL_DISTRIBUTION_POINTS, [])),
         pem=certificate.public_bytes(serialization.Encoding.PEM).decode(),
     )
-    facts.cvr = oces_cvr(certificate.subject)
-    facts.oces_uuid = oces_uuid(certificate.subject)
+    facts.cvr = _oces_cvr(subject_values)
+    facts.oces_uuid = _oces_uuid(subject_values)
     facts.oces_type = oces_type(policy_oids)
     if facts.oces_type or "OCES" in facts.issuer_dn or "OCES" in facts.subject_dn:
-        facts.environment = "test" if _is_test_issuer(certificate.issuer) else "production"
+        facts.environment = "test" if _is_test_issuer(issuer_values) else "production"
     return facts
 
 
@@ -579,10 +591,14 @@ def distinguished_name(name: x509.Name) -> str:
 
 def oces_cvr(subject: x509.Name) -> str:
     """The CVR number: OCES3 organizationIdentifier NTRDK-<cvr>; OCES2 serialNumber or O with CVR:<cvr>."""
-    for value in _all(subject, NameOID.ORGANIZATION_IDENTIFIER):
+    return _oces_cvr(_name_values(subject))
+
+
+def _oces_cvr(values: dict[x509.ObjectIdentifier, list[str]]) -> str:
+    for value in values.get(NameOID.ORGANIZATION_IDENTIFIER, []):
         if match := _OCES3_CVR.match(value.strip()):
             return match.group(1)
-    for value in _all(subject, NameOID.SERIAL_NUMBER) + _all(subject, NameOID.ORGANIZATION_NAME):
+    for value in values.get(NameOID.SERIAL_NUMBER, []) + values.get(NameOID.ORGANIZATION_NAME, []):
         if match := _OCES2_CVR.search(value):
             return match.group(1)
     return ""
@@ -590,7 +606,11 @@ def oces_cvr(subject: x509.Name) -> str:
 
 def oces_uuid(subject: x509.Name) -> uuid.UUID | None:
     """The OCES3 certificate UUID from serialNumber UI:DK-<kind>:G:<uuid>; it survives renewals."""
-    for value in _all(subject, NameOID.SERIAL_NUMBER):
+    return _oces_uuid(_name_values(subject))
+
+
+def _oces_uuid(values: dict[x509.ObjectIdentifier, list[str]]) -> uuid.UUID | None:
+    for value in values.get(NameOID.SERIAL_NUMBER, []):
         if match := _OCES3_UUID.match(value.strip()):
             try:
                 return uuid.UUID(match.group(1))
@@ -609,36 +629,31 @@ def oces_type(policy_oids: list[str]) -> str:
     return ""
 
 
-def _is_test_issuer(issuer: x509.Name) -> bool:
-    units = _all(issuer, NameOID.ORGANIZATIONAL_UNIT_NAME)
+def _is_test_issuer(issuer: dict[x509.ObjectIdentifier, list[str]]) -> bool:
+    units = issuer.get(NameOID.ORGANIZATIONAL_UNIT_NAME, [])
     # OCES3 test CAs carry OU=Test - cti; OCES2 test CAs say "Systemtest" in their common name.
     return OCES_TEST_ISSUER_OU in units or any(
-        "systemtest" in cn.lower() for cn in _all(issuer, NameOID.COMMON_NAME)
+        "systemtest" in cn.lower() for cn in issuer.get(NameOID.COMMON_NAME, [])
     )
 
 
-def _all(name: x509.Name, oid: x509.ObjectIdentifier) -> list[str]:
-    return [str(attribute.value) for attribute in name.get_attributes_for_oid(oid)]
+def _name_values(name: x509.Name) -> dict[x509.ObjectIdentifier, list[str]]:
+    """A name's attribute values by type, in the name's order (one pass over it)."""
+    values: dict[x509.ObjectIdentifier, list[str]] = {}
+    for attribute in name:
+        values.setdefault(attribute.oid, []).append(str(attribute.value))
+    return values
 
 
-def _first(name: x509.Name, oid: x509.ObjectIdentifier) -> str:
-    values = _all(name, oid)
-    return values[0] if values else ""
+def _first_value(values: dict[x509.ObjectIdentifier, list[str]], oid: x509.ObjectIdentifier) -> str:
+    found = values.get(oid)
+    return found[0] if found else ""
 
 
-def _extension_value(
-    certificate: x509.Certificate, oid: x509.ObjectIdentifier, default: Any, attr: str | None = None
-) -> Any:
-    try:
-        value = certificate.extensions.get_extension_for_oid(oid).value
-    except x509.ExtensionNotFound:
-        return default
-    return getattr(value, attr) if attr else value
-
-
-def _key_id(certificate: x509.Certificate, oid: x509.ObjectIdentifier, attr: str) -> str:
-    value = _extension_value(certificate, oid, None, attr=attr)
-    return value.hex().upper() if value else ""
+def _hex(value: Any, attr: str) -> str:
+    """A key identifier extension's bytes as upper-case hex ("" when absent)."""
+    identifier = getattr(value, attr, None) if value is not None else None
+    return identifier.hex().upper() if identifier else ""
 
 
 _GENERAL_NAME_KINDS = {
@@ -649,8 +664,7 @@ _GENERAL_NAME_KINDS = {
 }
 
 
-def _subject_alt_names(certificate: x509.Certificate) -> list[str]:
-    names = _extension_value(certificate, ExtensionOID.SUBJECT_ALTERNATIVE_NAME, [])
+def _subject_alt_names(names: Iterable[x509.GeneralName]) -> list[str]:
     result = []
     for general_name in names:
         kind = _GENERAL_NAME_KINDS.get(type(general_name).__name__, type(general_name).__name__)
@@ -658,8 +672,7 @@ def _subject_alt_names(certificate: x509.Certificate) -> list[str]:
     return result
 
 
-def _crl_urls(certificate: x509.Certificate) -> list[str]:
-    points = _extension_value(certificate, ExtensionOID.CRL_DISTRIBUTION_POINTS, [])
+def _crl_urls(points: Iterable[x509.DistributionPoint]) -> list[str]:
     return [
         name.value
         for point in points

@@ -10,10 +10,12 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from accounts.models import limit_to_organisations
-from certificates.choices import EventKind, LifecycleState
+from certificates import services
+from certificates.choices import EventKind, LifecycleState, Source
 from certificates.models import Certificate, Event, Organization, renewal_due_at
-from certificates.services import import_certificate_file
-from certificates.x509 import CertificateFileError
+from certificates.services import ImportOutcome, import_certificate_file
+from certificates.trust import TrustStore
+from certificates.x509 import CertificateFileError, leaves, read_bundle
 
 from . import pki
 from .conftest import ISSUING_CA, ROOT_CA, SKAT_CVR, SYSTEM_2023, SYSTEM_2026, oces3, user_with_role
@@ -57,16 +59,28 @@ def test_a_bundle_stores_each_leaf_once_with_its_chain_history_and_renewal_links
 
 
 def test_the_queries_of_a_bundle_do_not_grow_with_its_leaves(settings):
-    settings.TRUSTVIEW_IMPORT_MAX_CERTIFICATES = 100
+    """10 or 100 new certificates, each of a new organisation (by CVR), with their history: the same
+    statements (on PostgreSQL the rows go in by COPY, which is counted too; on SQLite by one prepared
+    INSERT each)."""
+    settings.TRUSTVIEW_IMPORT_MAX_CERTIFICATES = 101
     ca = pki.make_ca("Bulk CA")
 
-    def queries(count: int, tag: str) -> int:
+    def queries(count: int, tag: str, cvr_prefix: str) -> list[str]:
+        leaves = [
+            pki.make_leaf(ca, pki.name(f"{tag} {i}", O=f"Bulk {tag} {i} A/S // CVR:{cvr_prefix}{i:07d}"))
+            for i in range(count)
+        ]
         with CaptureQueriesContext(connection) as captured:
-            assert len(import_certificate_file(bundle(ca, count, tag), actor="test")) == count
-        return len(captured)
+            outcomes = import_certificate_file(ca.pem + b"".join(leaf.pem for leaf in leaves), actor="test")
+        assert [o.created for o in outcomes] == [True] * count
+        assert Organization.objects.filter(cvr__startswith=cvr_prefix).count() == count
+        assert Event.objects.filter(certificate__subject_cn__startswith=f"{tag} ").count() == count
+        return [query["sql"] for query in captured.captured_queries]
 
-    # (Both within one INSERT batch: SQLite takes about 20 certificates per INSERT, PostgreSQL 500.)
-    assert queries(4, "small") == queries(20, "large")
+    small, large = queries(10, "small", "1"), queries(100, "large", "2")
+    assert len(small) == len(large)
+    if connection.vendor == "postgresql":
+        assert sum(sql.startswith("COPY ") for sql in large) == 2  # the certificates, their history
 
 
 def test_a_refusal_after_the_bulk_insert_leaves_nothing_of_the_file(settings, django_user_model):
@@ -92,3 +106,60 @@ def test_a_short_renewal_window_is_warned_about_in_bulk_too(settings):
     outcomes = import_certificate_file(b"".join(leaf.pem for leaf in short), actor="test")
     assert all(o.warning for o in outcomes)
     assert Event.objects.filter(kind=EventKind.WARNING).count() == 3
+
+
+def test_the_bulk_insert_stores_what_one_by_one_stores(settings):
+    """Every column of a certificate (OCES3: UUID, CVR, policies, addresses, a verified chain) and of
+    its history entry is the same whether the bundle's rows went in together (COPY on PostgreSQL) or
+    the certificate was added on its own, as when a concurrent import of it forces that path."""
+    data = oces3(SYSTEM_2026) + oces3(ISSUING_CA) + oces3(ROOT_CA)
+    volatile = {"id", "created_at", "updated_at", "verified_at", "certificate_id"}
+
+    def stored(outcome: ImportOutcome) -> tuple[dict[str, object], dict[str, object]]:
+        row = Certificate.objects.filter(pk=outcome.certificate.pk).values().get()
+        event = Event.objects.filter(certificate=outcome.certificate.pk).values().get()
+        return (
+            {k: v for k, v in row.items() if k not in volatile},
+            {k: v for k, v in event.items() if k not in volatile},
+        )
+
+    (bulk,) = import_certificate_file(data, actor="test", filename="a.pem")
+    assert bulk.certificate.chain_verified and bulk.certificate.oces_uuid is not None
+    in_bulk = stored(bulk)
+    Certificate.objects.all().delete()
+    (leaf,) = leaves(read_bundle(data))
+    verdict = TrustStore.load().verify(leaf, read_bundle(data).certificates)
+    (one,) = [
+        services._store(
+            leaf,
+            verdict=verdict,
+            key=None,
+            source=Source.IMPORT,
+            actor="test",
+            event_kind=EventKind.IMPORTED,
+            message="Imported from “%(filename)s”.",
+            detail={"filename": "a.pem"},
+        )
+    ]
+    assert stored(one) == in_bulk
+
+
+def test_a_certificate_stored_meanwhile_by_another_import_is_completed_not_duplicated(settings, monkeypatch):
+    """Another import stores one of the bundle's certificates between this one's look-up and its bulk
+    insert: the insert's unique violation (from COPY on PostgreSQL) rolls back to the savepoint, and the
+    bundle is stored one by one, the other import's certificate kept as present."""
+    settings.TRUSTVIEW_IMPORT_MAX_CERTIFICATES = 50
+    ca = pki.make_ca("Race CA")
+    leaves_of_ca = [pki.make_leaf(ca, pki.name(f"race {i}", O="Race A/S")) for i in range(5)]
+    (meanwhile,) = import_certificate_file(ca.pem + leaves_of_ca[0].pem, actor="other")
+    monkeypatch.setattr(services.Certificate.objects, "in_bulk", lambda *args, **kwargs: {})  # not seen yet
+
+    outcomes = import_certificate_file(ca.pem + b"".join(leaf.pem for leaf in leaves_of_ca), actor="test")
+
+    assert [o.created for o in outcomes] == [False, True, True, True, True]
+    assert outcomes[0].certificate.pk == meanwhile.certificate.pk
+    assert Certificate.objects.filter(subject_cn__startswith="race ").count() == 5
+    assert (
+        Event.objects.filter(certificate__subject_cn__startswith="race ", kind=EventKind.IMPORTED).count()
+        == 5
+    )
