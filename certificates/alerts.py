@@ -30,7 +30,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.mail import EmailMultiAlternatives
-from django.db import IntegrityError, transaction
+from django.db import DatabaseError, IntegrityError, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
 from django.db.models.functions import TruncMonth
 from django.template.loader import render_to_string
@@ -234,8 +234,10 @@ def send_expiry_alerts(now: dt.datetime | None = None) -> int:
     on an exception at once (deleted), and a killed worker's after ABANDONED_CLAIM_AFTER (the next run
     takes them over). So a crash loses no alert and sends none twice, but in one window: the worker
     killed after the mail server accepted an e-mail and before 3 commits sends it again after
-    ABANDONED_CLAIM_AFTER. When no e-mail could be sent and no message queued, the claims are given up
-    and the next run tries again. Returns the number of certificates alerted.
+    ABANDONED_CLAIM_AFTER (an exception there instead keeps them sent, without their history entries).
+    A run renews its claims before each e-mail, so however long it sends, they are never taken over.
+    When no e-mail could be sent and no message queued, the claims are given up and the next run tries
+    again. Returns the number of certificates alerted.
     """
     now = now or timezone.now()
     levels = thresholds()
@@ -246,6 +248,14 @@ def send_expiry_alerts(now: dt.datetime | None = None) -> int:
     alerted = _alerted_in(run)
     due = _due_for_expiry_alert(levels, now)
     reached: set[str] = set()
+    started = timezone.now()
+
+    def still_sending() -> None:
+        """Renew this run's claims (their `sent_at`, by the time it has run) before each e-mail, so that a
+        run sending for long (a slow mail server; Redis redelivering the task after an hour) is never
+        taken for a killed one."""
+        mine.update(sent_at=now + (timezone.now() - started))
+
     try:
         _take_over_abandoned_claims(run, now)
         if not mine.exists() and not due.exists():
@@ -258,13 +268,15 @@ def send_expiry_alerts(now: dt.datetime | None = None) -> int:
         _claim_due(due, levels, to, run, now)
         if not mine.exists():
             return 0  # another run claimed them a moment ago: that run sends them
-        _send_expiry_emails(alerted, levels, to, now, reached)
+        _send_expiry_emails(alerted, levels, to, now, reached, still_sending)
         with transaction.atomic():
             queued = _queue_expiry_messages(alerted, levels, now)
             told = _record_expiry_alerts(alerted, levels, to, reached, run, now) if reached or queued else 0
     except BaseException:
         if not reached:  # nobody was told: the next run (or a retry) claims them again
             _give_up(run)
+        else:  # an e-mail went out: never again, even if its history entries are lost
+            _settle(run)
         raise
     if not told:
         _give_up(run)  # nobody was told: the next run tries again
@@ -276,6 +288,15 @@ def _give_up(run: str) -> None:
     ExpiryAlert.objects.filter(kind=AlertKind.EXPIRY, run=run).delete()
 
 
+def _settle(run: str) -> None:
+    """A run that failed after an e-mail went out: its claims become sent (to the recipients they were
+    claimed for) without their history entries, rather than be taken over and e-mailed again by every
+    later run. When the database is what failed, they stay claimed: the documented window."""
+    log.error("Expiry alerts were e-mailed but the run failed before recording them; they stay sent.")
+    with contextlib.suppress(DatabaseError):
+        ExpiryAlert.objects.filter(kind=AlertKind.EXPIRY, run=run).update(run="")
+
+
 # A run of the expiry alerts claims this many certificates at a time (one commit each) ...
 CLAIM_CHUNK = 1000
 # ... lists at most this many by name in an e-mail (the soonest; the rest are counted and linked) ...
@@ -284,7 +305,7 @@ EXPIRY_LIST_LIMIT = 50
 # webhook gets them all: a day's alerts at 1,000,000 certificates, about 1,800, fit) ...
 CHANNEL_LIST_LIMIT = 2000
 # ... and takes over the claims of a run stopped this long ago without telling anyone (a killed worker).
-# Longer than any run takes: a run still sending must not have its claims taken.
+# A run still sending renews its claims before each e-mail: far longer than one e-mail takes (EMAIL_TIMEOUT).
 ABANDONED_CLAIM_AFTER = dt.timedelta(hours=1)
 
 
@@ -369,13 +390,21 @@ def _insert_claims(claims: list[ExpiryAlert]) -> None:
 
 
 def _send_expiry_emails(
-    alerted: CertificateQuerySet, levels: list[int], to: list[str], now: dt.datetime, reached: set[str]
+    alerted: CertificateQuerySet,
+    levels: list[int],
+    to: list[str],
+    now: dt.datetime,
+    reached: set[str],
+    still_sending: Callable[[], None],
 ) -> None:
     """One e-mail to the portal's recipients about every certificate alerted, and one to each
     certificate contact about theirs (a contact who is a recipient already has them all). Adds to
-    `reached` each address the mail server accepted, as it does (so a run that fails half-way knows)."""
-    if to and _send_quietly("expiry_alert", _expiry_context(alerted, levels, now), to):
-        reached.update(to)
+    `reached` each address the mail server accepted, as it does (so a run that fails half-way knows);
+    calls `still_sending` before each e-mail."""
+    if to:
+        still_sending()
+        if _send_quietly("expiry_alert", _expiry_context(alerted, levels, now), to):
+            reached.update(to)
     contacts = (
         CertificateContact.objects.filter(certificate__in=alerted.values("pk"))
         .exclude(email__in=to)
@@ -385,6 +414,7 @@ def _send_expiry_emails(
     )
     for address in list(contacts):
         theirs = alerted.filter(contacts__email=address)
+        still_sending()
         if _send_quietly("expiry_alert", _expiry_context(theirs, levels, now), [address]):
             reached.add(address)
 

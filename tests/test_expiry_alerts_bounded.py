@@ -16,7 +16,14 @@ from django.utils import timezone
 from certificates import alerts, channels
 from certificates.alerts import send_expiry_alerts
 from certificates.choices import EventKind, LifecycleState
-from certificates.models import AlertChannel, Certificate, ChannelMessage, Event, ExpiryAlert
+from certificates.models import (
+    AlertChannel,
+    Certificate,
+    CertificateContact,
+    ChannelMessage,
+    Event,
+    ExpiryAlert,
+)
 from certificates.services import import_certificate_file
 
 from . import pki
@@ -146,8 +153,9 @@ def test_a_run_failing_before_it_sends_gives_its_claims_back_and_after_it_sent_k
 ):
     """Mark, then send, then record. A run failing after a chunk of claims sent nothing, so it leaves
     nothing marked (else those alerts would be lost). A run failing after the mail server took its e-mail
-    keeps its claims, so a run meanwhile does not send it again (only a run after ABANDONED_CLAIM_AFTER
-    would: the one window in which an alert can be sent twice)."""
+    keeps its claims as sent, so no later run sends it again, not even one after ABANDONED_CLAIM_AFTER
+    (which takes over only the claims of a killed worker: the one window in which an alert can be sent
+    twice)."""
     names = three_due()
     stop_after_first_chunk(monkeypatch)
     with pytest.raises(Stopped):
@@ -167,7 +175,37 @@ def test_a_run_failing_before_it_sends_gives_its_claims_back_and_after_it_sent_k
     assert alerted_names(message) == names  # every one of them, though the first run had claimed some
     monkeypatch.undo()
     assert send_expiry_alerts(NOW + dt.timedelta(minutes=30)) == 0
+    assert send_expiry_alerts(NOW + dt.timedelta(days=1)) == 0
     assert len(mail.outbox) == 1
+    assert not ExpiryAlert.objects.exclude(run="").exists()
+
+
+def test_a_run_sending_for_over_an_hour_keeps_its_claims_from_a_run_started_meanwhile(
+    recipients, monkeypatch, time_machine
+):
+    """A slow mail server (each e-mail up to EMAIL_TIMEOUT), or Redis handing the task to a second worker
+    after an hour: the run still sending renews its claims before each e-mail, so a run started an hour
+    later takes none of them over, and each certificate is e-mailed once."""
+    names = three_due()
+    for name in ("due_5", "due_28"):  # two more e-mails after the recipients' one
+        CertificateContact.objects.create(
+            certificate=Certificate.objects.get(subject_cn=name), email=f"{name}@x.dk"
+        )
+    time_machine.move_to(timezone.now(), tick=False)
+    original, sends, later = alerts._send_quietly, [], []
+
+    def slow(template, context, to):  # type: ignore[no-untyped-def]
+        time_machine.shift(dt.timedelta(minutes=31))  # each e-mail takes half an hour
+        sends.append(to)
+        if len(sends) == 2:  # over an hour in: another run starts
+            later.append(send_expiry_alerts(NOW + dt.timedelta(minutes=63)))
+        return original(template, context, to)
+
+    monkeypatch.setattr(alerts, "_send_quietly", slow)
+    assert send_expiry_alerts(NOW) == 3
+    assert later == [0] and len(sends) == 3
+    (portal,) = [message for message in mail.outbox if message.to == recipients]
+    assert alerted_names(portal) == names and len(mail.outbox) == 3
 
 
 def test_a_killed_run_s_claims_are_sent_once_by_a_run_after_it_could_still_be_running(
