@@ -12,7 +12,9 @@ What is a value and what is part of the shape is found out, not assumed: the que
 different instants with two different sets of ids, and each parameter must be a constant (the same in
 both), one of the ids, or `now` plus a fixed span in both; a third build at other values must then give
 exactly the parameters that binding gives. A query that fails this is compiled per request as before,
-so the cache can make a page faster but never give it other rows. Settings can change a query
+so the cache can make a page faster but never give it other rows, provided a build reads nothing
+from the database itself (a value it read would be taken for a constant and kept): a build only puts
+querysets together, with subqueries for what the database holds. Settings can change a query
 (TRUSTVIEW_EXPIRING_DAYS, the issuers), so any setting change (tests override them) empties the cache.
 """
 

@@ -53,6 +53,8 @@ from .links import object_url
 from .situation import RECENT_LAPSE_DAYS, RENEWAL_FAILING_DAYS, RENEWAL_NOT_ENABLED, Facts, Situation
 
 DEFAULT_RENEW_BEFORE = dt.timedelta(days=30)
+# The largest id a row can have (BigAutoField, and SQLite's INTEGER).
+MAX_ID = 2**63 - 1
 
 
 def renewal_due_at(
@@ -391,6 +393,8 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
         def build(now: dt.datetime, ids: Sequence[int]) -> models.QuerySet[Any]:
             return self.with_status(now).with_situation(now).select_related("renewed_from").filter(pk=ids[0])
 
+        if not 0 < pk <= MAX_ID:  # no row has it (and bound as it is, a huge one would not fit the column)
+            return None
         found = compiled.instances(("page", self._shape_key()), build, now or timezone.now(), [pk])
         return found[0] if found else None
 
