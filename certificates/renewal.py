@@ -332,20 +332,24 @@ def sweep(now: dt.datetime | None = None) -> SweepResult:
     order steps that are due, including those of a worker that died holding them.
     """
     now = now or timezone.now()
-    opened = 0
+    opened: list[int] = []
     # Ids only: request_renewal decides on the row it locks, so the PEM, chain and key of every due
     # certificate need not travel here first (a reference by primary key is all it needs).
     for pk in Certificate.objects.due_for_renewal(now).values_list("pk", flat=True):
         try:
-            _order, created = request_renewal(Certificate(pk=pk), SCHEDULER)
+            order, created = request_renewal(Certificate(pk=pk), SCHEDULER)
         except RenewalNotPossible as refusal:
             log.info("Certificate %s is due but cannot be renewed: %s", pk, refusal)
             continue
-        opened += created
+        if created:
+            opened.append(order.pk)
+    # The orders just opened are due at once, but their next_attempt_at (their creation) is later than
+    # `now`: listed by id, or their first step would wait for the next sweep.
     due = list(Order.objects.due(now).values_list("pk", flat=True))
+    due += sorted(set(opened) - set(due))
     # Proof of life for /readyz: beat sent the sweep, a worker ran it, and the database took it.
     SchedulerHeartbeat.record(SchedulerHeartbeat.RENEWAL_SWEEP)
-    return SweepResult(opened=opened, due_orders=due)
+    return SweepResult(opened=len(opened), due_orders=due)
 
 
 # --- blocking ------------------------------------------------------------------------------------------

@@ -307,6 +307,8 @@ def test_sweep_opens_orders_only_for_due_renewable_certificates(renewable, simul
     assert list(Order.objects.filter(state=OrderState.PENDING).values_list("certificate_id", flat=True)) == [
         due.pk
     ]
+    # The new order is handed to a worker by this sweep, not left for the next one (a minute later).
+    assert result.due_orders == [Order.objects.get(state=OrderState.PENDING).pk]
     assert sweep().opened == 0  # the open order is not opened twice
     assert not_due.pk not in Order.objects.values_list("certificate_id", flat=True)
 
