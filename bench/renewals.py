@@ -76,11 +76,16 @@ def keygen(count: int) -> dict[str, float]:
 
     from mitid.simulator.pki import LEAF_KEY_BITS
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for _ in range(count):
         rsa.generate_private_key(public_exponent=65537, key_size=LEAF_KEY_BITS)
-    took = time.perf_counter() - start
-    return {"keys": count, "seconds": took, "keys_per_second": count / took}
+    took, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return {
+        "keys": count,
+        "seconds": took,
+        "keys_per_second": count / took,
+        "cpu_seconds_per_key": cpu / count,
+    }
 
 
 def drive(count: int, timeout: float) -> dict[str, Any]:
@@ -143,6 +148,20 @@ def _python(*args: str, env: dict[str, str] | None = None, stdin: str | None = N
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(args[:3])} failed:\n{result.stdout[-2000:]}{result.stderr[-3000:]}")
     return result.stdout
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) of a process and its live children, from /proc (Linux)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        if stat.parent.name == str(pid) or fields[1] == str(pid):  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
 
 
 def key_rate(count: int) -> dict[str, float]:
@@ -249,11 +268,18 @@ def measure(database_url: str, count: int, keys: int, concurrency: int) -> dict[
                 with running("worker", worker, env, var_dir) as process:
                     wait_for_log(var_dir / "worker.log", " ready.", process)
                     timeout = float(os.environ.get("BENCH_RENEWAL_TIMEOUT", max(300.0, count * 5.0)))
+                    assert simulator.process is not None
+                    pids = {"simulator": simulator.process.pid, "worker": process.pid}
+                    cpu = {name: cpu_seconds(pid) for name, pid in pids.items()}
                     result = json.loads(
                         _python(
                             "-m", "bench.renewals", "drive", str(count), str(timeout), env=env
                         ).splitlines()[-1]
                     )
+                    # CPU per renewal of each side (the driver's few seconds of start-up idle in both).
+                    result["cpu_seconds_per_renewal"] = {
+                        name: (cpu_seconds(pid) - cpu[name]) / count for name, pid in pids.items()
+                    }
             finally:  # the worker's and the simulator's logs, for a figure that looks wrong
                 LOGS.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(var_dir / "worker.log", LOGS / "renewals-worker.log")
@@ -272,6 +298,13 @@ def measure(database_url: str, count: int, keys: int, concurrency: int) -> dict[
         f"  {'renewal, end to end':<42} {result['ratio']:8.2f}  of the CA's key rate: "
         f"{result['renewals_per_second']:.2f} renewals/s ({result['issued']} of {count} in "
         f"{result['seconds']:.1f} s, concurrency {concurrency}) against {rate:.2f} keys/s",
+        flush=True,
+    )
+    key_cpu = statistics.mean([before["cpu_seconds_per_key"], after["cpu_seconds_per_key"]])
+    per_renewal = result["cpu_seconds_per_renewal"]
+    print(
+        f"  CPU seconds per renewal: simulator {per_renewal['simulator']:.3f}, "
+        f"worker {per_renewal['worker']:.3f} (a key alone: {key_cpu:.3f})",
         flush=True,
     )
     return result
