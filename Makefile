@@ -22,8 +22,8 @@ run: $(VENV)/.synced
 	$(PY) manage.py ensure_superuser
 	PORT=$(PORT) $(PY) -m trustview.run
 
-# The tests that use the database on PostgreSQL + Redis started for the run, then the whole suite on
-# SQLite, each on two pytest-xdist workers (scripts/test.sh); fails when either fails.
+# The tests that use the database on PostgreSQL + Redis started for the run (one process), beside the whole
+# suite on SQLite (three pytest-xdist workers), side by side (scripts/test.sh); fails when either fails.
 # `make test PYTEST_ARGS="-k readyz"` passes arguments to both pytest runs; TEST_WORKERS=0 runs in one process.
 test: $(VENV)/.synced
 	@scripts/system-packages.sh
