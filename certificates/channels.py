@@ -231,10 +231,7 @@ def notify(kind: str, severity: str, items: list[Item], describe: Describe) -> i
             for channel in channels_for({item.certificate.organization_id for item in items}):
                 mine = [i for i in items if channel.organization_id in (None, i.certificate.organization_id)]
                 if mine:
-                    with translation.override(settings.TRUSTVIEW_EMAIL_LANGUAGE):
-                        title, text = describe(mine)
-                        content = build_content(kind, severity, title, text, mine)
-                    queue(channel, kind, content)
+                    queue(channel, kind, _described(kind, severity, describe, mine))
                     queued += 1
         return queued
     except Exception:  # the e-mail goes on whatever happens here
@@ -266,9 +263,7 @@ def notify_counted(
                 if not total:
                     continue
                 items = [item(certificate) for certificate in mine[:limit]]
-                with translation.override(settings.TRUSTVIEW_EMAIL_LANGUAGE):
-                    title, text = describe(items, total)
-                    content = build_content(kind, severity, title, text, items)
+                content = _described(kind, severity, describe, items, total)
                 content["certificates_total"] = total
                 queue(channel, kind, content)
                 queued += 1
@@ -285,15 +280,21 @@ def notify_portal(kind: str, severity: str, describe: Describe, items: list[Item
         queued = 0
         with transaction.atomic():
             for channel in AlertChannel.objects.filter(enabled=True, organization=None):
-                with translation.override(settings.TRUSTVIEW_EMAIL_LANGUAGE):
-                    title, text = describe(items or [])
-                    content = build_content(kind, severity, title, text, items or [])
-                queue(channel, kind, content)
+                queue(channel, kind, _described(kind, severity, describe, items or []))
                 queued += 1
         return queued
     except Exception:
         log.exception("Could not queue the %s alert for the chat and webhook channels", kind)
         return 0
+
+
+def _described(
+    kind: str, severity: str, describe: Describe, items: list[Item], count: int | None = None
+) -> dict[str, Any]:
+    """`build_content` with the title and text `describe` gives, in TRUSTVIEW_EMAIL_LANGUAGE."""
+    with translation.override(settings.TRUSTVIEW_EMAIL_LANGUAGE):
+        title, text = describe(items) if count is None else describe(items, count)
+        return build_content(kind, severity, title, text, items)
 
 
 def build_content(kind: str, severity: str, title: str, text: str, items: list[Item]) -> dict[str, Any]:
