@@ -593,8 +593,8 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
                     : ORGANISATION_MATCH_LIMIT + 1
                 ]
             )
-            if len(organisations) > ORGANISATION_MATCH_LIMIT:  # words that common: let the database join
-                condition |= Q(organization__name__icontains=terms.words)
+            if len(organisations) > ORGANISATION_MATCH_LIMIT:  # words that common: the database looks
+                condition |= _in_organisations_named(terms.words)  # them up, once per statement
             elif organisations:
                 condition |= Q(organization_id__in=organisations)
             if connection.vendor == "postgresql":
@@ -685,6 +685,23 @@ def _cn_has_words(text: str) -> Q:
     query = " & ".join(words)
     matches = _CN_WORDS.format(column=column) + " @@ to_tsquery('simple'::regconfig, %s)"
     return Q(RawSQL(matches, [query], output_field=models.BooleanField()))  # noqa: S611
+
+
+def _in_organisations_named(words: str) -> Q:
+    """Certificates of the organisations whose name contains `words`. On PostgreSQL as an array of their
+    ids worked out once per statement, which the certificates' organisation index takes beside the words
+    index (a BitmapOr): as a join, the OR of the organisation's name and the common name's words could
+    only be tested row by row, and a count of a common place name ("Kolding") read 175,000 certificates
+    (1.5 s at 1,000,000)."""
+    if connection.vendor != "postgresql":
+        return Q(organization__name__icontains=words)
+    named_sql, named_params = (
+        Organization.objects.filter(name__icontains=words).values("pk").query.sql_with_params()
+    )
+    quote = connection.ops.quote_name
+    column = f"{quote(Certificate._meta.db_table)}.{quote('organization_id')}"
+    in_named = f"{column} = ANY(ARRAY({named_sql}))"
+    return Q(RawSQL(in_named, named_params, output_field=models.BooleanField()))  # noqa: S611
 
 
 def _ids_with_reference(reference: str) -> models.QuerySet[Any]:

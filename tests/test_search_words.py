@@ -60,3 +60,22 @@ def test_words_find_whole_words_in_any_order_and_parts_of_words_when_few(alice_c
     else:  # SQLite: parts of the name, as typed
         assert search("aarhus") == whole | {"mywebshop aarhusian"}
         assert search("aarhus webshop") == {"Aarhus webshop-2"}
+
+
+def test_a_word_in_many_organisations_names_finds_their_certificates_and_the_names_that_have_it(settings):
+    from certificates.models import ORGANISATION_MATCH_LIMIT, Organization
+
+    settings.TRUSTVIEW_PAGE_SIZE = 3
+    named = Organization.objects.bulk_create(
+        Organization(cvr=f"{30000000 + index}", name=f"Kolding Rådgivning {index}")
+        for index in range(ORGANISATION_MATCH_LIMIT + 5)
+    )
+    other = Organization.objects.create(cvr="39999999", name="Vejle Kommune")
+    add("Lønsystem", "Kolding havn", "Intranet", "Webshop")
+    Certificate.objects.filter(subject_cn="Lønsystem").update(organization=named[-1])
+    Certificate.objects.filter(subject_cn__in=["Kolding havn", "Intranet"]).update(organization=other)
+    # More organisations than the search hands over as ids: the database looks them up in the same
+    # statement, ORed with the common names' words.
+    found = set(Certificate.objects.search("kolding").values_list("subject_cn", flat=True))
+    assert found == {"Lønsystem", "Kolding havn"}
+    assert Certificate.objects.search("kolding").count() == 2
