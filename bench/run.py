@@ -168,6 +168,7 @@ def run(total: int, rounds: int, started: float) -> dict[str, Any]:
     measure("search: fingerprint prefix", get(client, f"{listing}?q={seeded.sample_fingerprint}"))
     measure("search: exact CVR", get(client, f"{listing}?q={seeded.sample_cvr}"))
     measure("search: CN words", get(client, f"{listing}?q={seeded.sample_cn_words}"))
+    measure("search: one common word", get(client, f"{listing}?q={seeded.sample_common_word}"))
     measure("search: organisation name", get(client, f"{listing}?q={seeded.sample_org_name}"))
     measure("detail page", get(client, reverse("certificates:detail", args=[seeded.sample_detail_pk])))
 

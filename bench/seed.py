@@ -57,6 +57,7 @@ class Seeded:
     sample_cvr: str
     sample_org_name: str
     sample_cn_words: str
+    sample_common_word: str  # a place: in many common names and organisations' names
     sample_detail_pk: int
 
 
@@ -240,6 +241,7 @@ def seed(total: int, pem: str, seed_value: int = 12) -> Seeded:
         sample_cvr=sample["cvr"],
         sample_org_name=org_names[sample["organization_id"] - 1],
         sample_cn_words=f"{system} {place}",
+        sample_common_word=place,
         sample_detail_pk=sample["id"],
     )
 
