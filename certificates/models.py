@@ -899,23 +899,38 @@ def _tally_days(
     start: dt.datetime | None, end: dt.datetime | None
 ) -> tuple[tuple[dt.date | None, dt.date | None], list[tuple[dt.datetime, dt.datetime, int]]]:
     """[start, end) as the UTC days it touches, [first, stop) (None: unbounded), and the parts of days
-    to count from the certificates, each [a, b) with its sign: before `start` on its day taken off
-    (-1), before `end` on its day added (+1). The days sum to [midnight of first, midnight of stop), so
-    with the parts they make [start, end) exactly; windows that meet share a part."""
+    to count from the certificates, each [a, b) with its sign. A bound inside a day cuts it in two, and
+    the shorter part is counted: the part of `start`'s day before it taken off (-1) or the part after it
+    added (+1, that day then left out of the sum); the part of `end`'s day before it added (+1) or the part
+    after it taken off (-1, that day then summed). So a month that starts at midnight in Copenhagen
+    (23:00 or 22:00 UTC) counts an hour or two of certificates, not a day's. The days sum to [midnight of
+    first, midnight of stop), so with the parts they make [start, end) exactly; windows that meet share
+    a part."""
 
     def midnight(day: dt.date) -> dt.datetime:
         return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
 
+    def cut(bound: dt.datetime) -> tuple[dt.date, tuple[dt.datetime, dt.datetime] | None, bool]:
+        """The day summed up to (or from) `bound`, the part of a day to count, and whether that part
+        lies after the bound."""
+        day = bound.astimezone(dt.UTC).date()
+        if midnight(day) == bound:
+            return day, None, False
+        following = day + dt.timedelta(days=1)
+        if bound - midnight(day) > midnight(following) - bound:
+            return following, (bound, midnight(following)), True
+        return day, (midnight(day), bound), False
+
     first = stop = None
     edges = []
     if start is not None:
-        first = start.astimezone(dt.UTC).date()
-        if midnight(first) < start:
-            edges.append((midnight(first), start, -1))
+        first, part, after = cut(start)
+        if part is not None:
+            edges.append((*part, 1 if after else -1))
     if end is not None:
-        stop = end.astimezone(dt.UTC).date()
-        if midnight(stop) < end:
-            edges.append((midnight(stop), end, 1))
+        stop, part, after = cut(end)
+        if part is not None:
+            edges.append((*part, -1 if after else 1))
     return (first, stop), edges
 
 

@@ -187,3 +187,35 @@ def test_any_window_counts_as_the_rows_say_within_a_day_across_days_and_where_wi
     assert Certificate.objects.count_by_expiry(windows) == expected
     ExpiryTally.settle()
     assert Certificate.objects.count_by_expiry(windows) == expected
+
+
+def test_windows_cut_anywhere_in_a_day_count_as_the_rows_say():
+    """Each bound inside a day counts the shorter part of that day from the certificates (before it, or
+    after it with the day summed): windows starting or ending early, late (as a Copenhagen midnight,
+    23:00 UTC) and anywhere between, inside one day or across several, unsettled and settled."""
+    day = dt.datetime(2026, 12, 5, tzinfo=dt.UTC)
+    hours = [-30, -13, -1, 0, 1, 3, 5, 11, 12, 13, 18, 22.5, 23, 23.5, 26, 35, 47, 50]
+    Certificate.objects.bulk_create([certificate(None, day + dt.timedelta(hours=h)) for h in hours])
+    bounds = [
+        day + dt.timedelta(hours=h) for h in (-25, -12.5, -1, 0, 2, 11.5, 12, 12.5, 14, 20, 23, 24, 36.25)
+    ]
+    windows = {
+        f"{start:%d %H:%M}-{end:%d %H:%M}": ExpiryWindow(LifecycleState.ACTIVE, start, end)
+        for start in bounds
+        for end in bounds
+        if start < end
+    }
+    windows["open start"] = ExpiryWindow(LifecycleState.ACTIVE, None, day + dt.timedelta(hours=20))
+    windows["open end"] = ExpiryWindow(LifecycleState.ACTIVE, day + dt.timedelta(hours=14), None)
+    expected = {
+        name: sum(
+            (window.start is None or window.start <= day + dt.timedelta(hours=h))
+            and (window.end is None or day + dt.timedelta(hours=h) < window.end)
+            for h in hours
+        )
+        for name, window in windows.items()
+    }
+    assert expected["05 14:00-05 23:00"] == 2 and expected["04 23:00-06 12:15"] == 14
+    assert Certificate.objects.count_by_expiry(windows) == expected
+    ExpiryTally.settle()
+    assert Certificate.objects.count_by_expiry(windows) == expected
