@@ -786,10 +786,11 @@ _ATTENTION_KINDS = ("lapsed", "renewal failing", "renewal late", "not renewed au
 
 def _attention_branches(now: dt.datetime, failing: list[int] | models.QuerySet[Any]) -> list[Q]:
     """What needs attention, in the order of urgency (`by_urgency`); a certificate meets one at most.
-    `failing`: _failing_renewal_ids(now)."""
+    `failing`: _failing_renewal_ids(now), the certificates with a failing renewal order, so the second is
+    `_renewal_failing(now)` without asking the orders again."""
     return [
         _lapsed(now) & Q(not_after__gt=now - dt.timedelta(days=RECENT_LAPSE_DAYS)),
-        _renewal_failing(now) & Q(pk__in=failing),
+        _current(now) & Q(pk__in=failing),
         _renewal_late(now),
         _not_renewed_automatically(now),
         Q(state=LifecycleState.BLOCKED, not_after__gt=now) & Q(_successor_is(None)),
