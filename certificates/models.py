@@ -588,15 +588,7 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
             # `certificates` imports no other app. Ids first, so the OR below stays an index lookup.
             condition |= Q(pk__in=list(_ids_with_reference(terms.reference)))
         if terms.words:
-            organisations = list(
-                Organization.objects.filter(name__icontains=terms.words).values_list("pk", flat=True)[
-                    : ORGANISATION_MATCH_LIMIT + 1
-                ]
-            )
-            if len(organisations) > ORGANISATION_MATCH_LIMIT:  # words that common: the database looks
-                condition |= _in_organisations_named(terms.words)  # them up, once per statement
-            elif organisations:
-                condition |= Q(organization_id__in=organisations)
+            condition |= _in_organisations_named(terms.words)
             if connection.vendor == "postgresql":
                 # Whole words first (a full-text index); parts of words (the trigram index) only when
                 # those find less than a page: a common word's trigrams each list a good part of the
@@ -612,8 +604,10 @@ class CertificateQuerySet(models.QuerySet["Certificate"]):
 
 
 # A word search looks up the organisations whose name matches first (a trigram index on PostgreSQL), and
-# hands up to this many ids to the certificate query, where each is an index lookup.
+# hands up to this many ids to the certificate query, where each is an index lookup: as one array on
+# PostgreSQL, as that many parameters elsewhere. More, and the certificate query joins the organisations.
 ORGANISATION_MATCH_LIMIT = 200
+ORGANISATION_ARRAY_LIMIT = 10_000
 _CVR = re.compile(r"^(?:CVR:?|NTRDK-|DK)?(\d{8})$", re.IGNORECASE)
 _UUID = re.compile(
     r"^(?:UI:DK-[A-Z]:G:)?([0-9A-F]{8}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{4}-[0-9A-F]{12})$", re.I
@@ -664,11 +658,9 @@ class SearchTerms:
         return cls(words=text)
 
 
-# Separators that split a common name into words for its full-text index (migration 0017): host names,
-# hyphenated and dotted names are words apart ("api.aarhus.dk": api, aarhus, dk).
-CN_WORD_SEPARATORS = "[-.,_/:;@()]+"
-# The words of a common name, as the index holds them: a function (migration 0021) the planner is told is
-# dear, so that it works them out for as few names as it can.
+# The words of a common name, as its full-text index holds them: host names, hyphenated and dotted names
+# are words apart ("api.aarhus.dk": api, aarhus, dk). A function (migration 0021, which says which
+# separators) the planner is told is dear, so that it works them out for as few names as it can.
 _CN_WORDS = "certificate_cn_words({column})"
 
 
@@ -688,20 +680,22 @@ def _cn_has_words(text: str) -> Q:
 
 
 def _in_organisations_named(words: str) -> Q:
-    """Certificates of the organisations whose name contains `words`. On PostgreSQL as an array of their
-    ids worked out once per statement, which the certificates' organisation index takes beside the words
-    index (a BitmapOr): as a join, the OR of the organisation's name and the common name's words could
-    only be tested row by row, and a count of a common place name ("Kolding") read 175,000 certificates
-    (1.5 s at 1,000,000)."""
-    if connection.vendor != "postgresql":
+    """Certificates of the organisations whose name contains `words`, those looked up first. On
+    PostgreSQL their ids are one array parameter (up to ORGANISATION_ARRAY_LIMIT): the planner estimates
+    the rows from the ids themselves, and the organisation index joins the words index in a BitmapOr. As a
+    join, the OR of the organisation's name and the common name's words was tested row by row, and a count
+    for a common place name ("Kolding", 1,200 organisations) read 175,000 certificates (1.5 s at
+    1,000,000); as an array from a subquery, the planner would guess ten organisations whatever matched."""
+    named = Organization.objects.filter(name__icontains=words).order_by().values_list("pk", flat=True)
+    limit = ORGANISATION_ARRAY_LIMIT if connection.vendor == "postgresql" else ORGANISATION_MATCH_LIMIT
+    ids = list(named[: limit + 1])
+    if len(ids) > limit:  # words that common: a page of them comes soon in expiry order
         return Q(organization__name__icontains=words)
-    named_sql, named_params = (
-        Organization.objects.filter(name__icontains=words).values("pk").query.sql_with_params()
-    )
+    if connection.vendor != "postgresql" or not ids:
+        return Q(organization_id__in=ids)
     quote = connection.ops.quote_name
     column = f"{quote(Certificate._meta.db_table)}.{quote('organization_id')}"
-    in_named = f"{column} = ANY(ARRAY({named_sql}))"
-    return Q(RawSQL(in_named, named_params, output_field=models.BooleanField()))  # noqa: S611
+    return Q(RawSQL(f"{column} = ANY(%s)", [ids], output_field=models.BooleanField()))  # noqa: S611
 
 
 def _ids_with_reference(reference: str) -> models.QuerySet[Any]:

@@ -7,11 +7,13 @@ import datetime as dt
 import uuid
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
-from certificates.models import Certificate
+from accounts.models import limit_to_organisations
+from certificates.models import ORGANISATION_MATCH_LIMIT, Certificate, Organization
 
 pytestmark = pytest.mark.django_db
 LIST = reverse("certificates:list")
@@ -62,9 +64,9 @@ def test_words_find_whole_words_in_any_order_and_parts_of_words_when_few(alice_c
         assert search("aarhus webshop") == {"Aarhus webshop-2"}
 
 
-def test_a_word_in_many_organisations_names_finds_their_certificates_and_the_names_that_have_it(settings):
-    from certificates.models import ORGANISATION_MATCH_LIMIT, Organization
-
+def test_a_word_in_many_organisations_names_finds_their_certificates_and_the_names_that_have_it(
+    settings, client, django_user_model
+):
     settings.TRUSTVIEW_PAGE_SIZE = 3
     named = Organization.objects.bulk_create(
         Organization(cvr=f"{30000000 + index}", name=f"Kolding Rådgivning {index}")
@@ -79,3 +81,12 @@ def test_a_word_in_many_organisations_names_finds_their_certificates_and_the_nam
     found = set(Certificate.objects.search("kolding").values_list("subject_cn", flat=True))
     assert found == {"Lønsystem", "Kolding havn"}
     assert Certificate.objects.search("kolding").count() == 2
+    # A viewer limited to another organisation finds only its certificate with the word.
+    viewer = django_user_model.objects.create_user("vejle", password="a-long-password-1")
+    viewer.user_permissions.add(Permission.objects.get(codename="view_certificate"))
+    limit_to_organisations(viewer, [other])
+    client.force_login(viewer)
+    page = client.get(LIST, {"q": "kolding"})
+    assert {c.subject_cn for c in page.context["page"].object_list} == {"Kolding havn"}
+    # A word in no organisation's name: the common names alone.
+    assert set(Certificate.objects.search("havn").values_list("subject_cn", flat=True)) == {"Kolding havn"}
