@@ -94,6 +94,10 @@ class CertificateFilterForm(forms.Form):
         data = self.cleaned_data if self.is_valid() else {}
         return any(data.get(name) not in (None, "") for name in self.fields if name != "sort")
 
+    def searches(self) -> bool:
+        """Whether a valid search text (`q`) was given."""
+        return bool(self.is_valid() and (self.cleaned_data.get("q") or "").strip())
+
     def filter(self, certificates: CertificateQuerySet) -> CertificateQuerySet:
         """The certificates that match the valid filters, in the chosen order (every condition is a
         CertificateQuerySet method, so the list says exactly what the dashboard counts)."""

@@ -65,6 +65,7 @@ def certificate_list(request: HttpRequest) -> HttpResponse:
         request.GET,
         settings.TRUSTVIEW_PAGE_SIZE,
         whole_inventory=not form.narrows() and organisation_limit(request.user) is None,
+        searched=form.searches(),
     )
     query = request.GET.copy()
     for name in ("page", "after", "before"):

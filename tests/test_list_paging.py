@@ -134,7 +134,7 @@ def test_counts_beyond_the_limit_say_more_than_or_about(alice_client, settings, 
     settings.TRUSTVIEW_PAGE_SIZE = 10
     monkeypatch.setattr(paging, "COUNT_LIMIT", 20)
     make_ties(45)
-    filtered = alice_client.get(LIST, {"q": "system"}).content.decode()
+    filtered = alice_client.get(LIST, {"status": "expiring"}).content.decode()
     assert "More than 20 certificates" in filtered
     assert "Page 1</li>" in filtered and "Page 1 of" not in filtered
     if connection.vendor == "postgresql":  # the whole inventory: the table's statistics, once analysed
@@ -144,3 +144,15 @@ def test_counts_beyond_the_limit_say_more_than_or_about(alice_client, settings, 
     else:
         assert "More than 20 certificates" in alice_client.get(LIST).content.decode()
     assert "<p>4 certificates · filtered" in alice_client.get(LIST, {"q": "system-001"}).content.decode()
+
+
+def test_a_search_counts_up_to_its_own_limit_and_a_filter_up_to_the_lists(
+    alice_client, settings, monkeypatch
+):
+    settings.TRUSTVIEW_PAGE_SIZE = 10
+    monkeypatch.setattr(paging, "SEARCH_COUNT_LIMIT", 20)
+    make_ties(45)
+    searched = alice_client.get(LIST, {"q": "system"}).content.decode()
+    assert "More than 20 certificates · filtered" in searched
+    filtered = alice_client.get(LIST, {"status": "expiring"}).content.decode()
+    assert "45 certificates · filtered" in filtered and "More than" not in filtered
