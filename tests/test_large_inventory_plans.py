@@ -196,4 +196,5 @@ def test_the_planner_works_out_the_words_of_as_few_names_as_it_can():
         cursor.execute("ANALYZE certificates_certificate")
     assert "cert_cn_words_idx" in _page_plan("Kolding Lønsystem")
     plan = _page_plan("Eksempel")
-    assert "cert_cn_words_idx" not in plan and "not_after" in plan, plan
+    assert "cert_cn_words_idx" not in plan, plan
+    assert "Index Scan using certificates_certificate_not_after_" in plan, plan
