@@ -90,3 +90,31 @@ def test_a_word_in_many_organisations_names_finds_their_certificates_and_the_nam
     assert {c.subject_cn for c in page.context["page"].object_list} == {"Kolding havn"}
     # A word in no organisation's name: the common names alone.
     assert set(Certificate.objects.search("havn").values_list("subject_cn", flat=True)) == {"Kolding havn"}
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "%",
+        "_",
+        "%_%",
+        "' OR 1=1 --",
+        "kolding & | ! :* <->",
+        "a" * 500,
+        "nul\x00byte",
+        "日本語 Ærø",
+        "()[]{}\\",
+    ],
+)
+def test_hostile_search_text_gets_a_page_not_an_error(alice_client, typed):
+    Organization.objects.bulk_create(
+        Organization(cvr=f"{40000000 + index}", name=f"100% Kolding_{index}") for index in range(3)
+    )
+    add("Kolding havn", "100% sikker", "Intranet")
+    response = alice_client.get(LIST, {"q": typed})
+    assert response.status_code == 200
+    shown = {c.subject_cn for c in response.context["page"].object_list}
+    if typed == "%":  # a literal percent sign, not a wildcard
+        assert shown == {"100% sikker"}
+    if typed in ("%_%", "_"):  # nor is an underscore: no name has these
+        assert shown == set()
